@@ -1,0 +1,143 @@
+/**
+ * Every option, described once: its flag, its env vars, its default, its
+ * help. The CLI, the env and `createHub()` all go through {@link resolveOptions}.
+ */
+
+import { HeraldError } from '../errors.js';
+import { formatDuration, formatSize, parseDuration, parseSize } from './units.js';
+
+/** A duration: milliseconds, or text such as `250ms`, `30s`, `5m`, `1h`. */
+export type Duration = number | string;
+/** A size: bytes, or text such as `512kb`, `1mb`. */
+export type Size = number | string;
+
+/** Options of `createHub()` and the `herald` command. Every field is optional. */
+export interface HeraldOptions {
+  /** TCP port for {@link Hub.listen}; `0` picks a free one. Default `3004`. */
+  port?: number | string;
+  /** Address for {@link Hub.listen}. Default `127.0.0.1`. */
+  host?: string;
+  /** Comment sent on idle streams this often; `0` turns heartbeats off. Default `30s`. */
+  heartbeat?: Duration;
+  /** Reconnection delay sent to clients in the `retry:` field. Default `3s`. */
+  retry?: Duration;
+  /** Events kept for resume through `Last-Event-ID`. Default `10000`. */
+  history?: number | string;
+  /** Open streams at most; more are refused with `503`. Default `10000`. */
+  maxConnections?: number | string;
+  /** Largest accepted `POST /trigger` body. Default `1mb`. */
+  maxBody?: Size;
+  /** Bytes queued for one subscriber before it is dropped as too slow. Default `4mb`. */
+  maxBuffer?: Size;
+  /** How long shutdown waits for in-flight publishes before closing anyway. Default `4s`. */
+  shutdownTimeout?: Duration;
+  /** A path prefix the handler strips, e.g. `/herald` when mounted there without a framework that strips it. Default none. */
+  basePath?: string;
+}
+
+/** Options after validation: plain numbers (milliseconds, bytes), frozen. */
+export interface ResolvedOptions {
+  readonly port: number;
+  readonly host: string;
+  readonly heartbeat: number;
+  readonly retry: number;
+  readonly history: number;
+  readonly maxConnections: number;
+  readonly maxBody: number;
+  readonly maxBuffer: number;
+  readonly shutdownTimeout: number;
+  readonly basePath: string;
+}
+
+type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path';
+
+export interface OptionSpec {
+  readonly key: keyof ResolvedOptions;
+  readonly flag: string;
+  /** Env vars read, first set wins. */
+  readonly env: readonly string[];
+  readonly kind: Kind;
+  readonly defaultValue: number | string;
+  readonly min: number;
+  readonly max: number;
+  readonly description: string;
+}
+
+/** Timers in Node hold at most a signed 32-bit count of milliseconds. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export const OPTION_SPECS: readonly OptionSpec[] = [
+  { key: 'port', flag: 'port', env: ['HERALD_PORT', 'PORT'], kind: 'integer', defaultValue: 3004, min: 0, max: 65535, description: 'TCP port to listen on (0 picks a free one)' },
+  { key: 'host', flag: 'host', env: ['HERALD_HOST', 'HOST'], kind: 'host', defaultValue: '127.0.0.1', min: 0, max: 0, description: 'address to listen on (0.0.0.0 or :: for every interface)' },
+  { key: 'heartbeat', flag: 'heartbeat', env: ['HERALD_HEARTBEAT'], kind: 'duration', defaultValue: 30_000, min: 0, max: MAX_TIMER_MS, description: 'comment sent on idle streams this often (0 turns it off)' },
+  { key: 'retry', flag: 'retry', env: ['HERALD_RETRY'], kind: 'duration', defaultValue: 3000, min: 0, max: MAX_TIMER_MS, description: 'reconnection delay sent to clients (the retry: field)' },
+  { key: 'history', flag: 'history', env: ['HERALD_HISTORY'], kind: 'integer', defaultValue: 10_000, min: 0, max: 10_000_000, description: 'events kept for resume with Last-Event-ID' },
+  { key: 'maxConnections', flag: 'max-connections', env: ['HERALD_MAX_CONNECTIONS'], kind: 'integer', defaultValue: 10_000, min: 1, max: 10_000_000, description: 'open streams at most; more get 503 with Retry-After' },
+  { key: 'maxBody', flag: 'max-body', env: ['HERALD_MAX_BODY'], kind: 'size', defaultValue: 1024 ** 2, min: 1, max: 1024 ** 3, description: 'largest POST /trigger body; larger gets 413' },
+  { key: 'maxBuffer', flag: 'max-buffer', env: ['HERALD_MAX_BUFFER'], kind: 'size', defaultValue: 4 * 1024 ** 2, min: 1024, max: 1024 ** 3, description: 'bytes queued for one subscriber before it is dropped as too slow' },
+  { key: 'basePath', flag: 'base-path', env: ['HERALD_BASE_PATH'], kind: 'path', defaultValue: '', min: 0, max: 0, description: 'path prefix to serve under, e.g. /herald (none by default)' },
+  { key: 'shutdownTimeout', flag: 'shutdown-timeout', env: ['HERALD_SHUTDOWN_TIMEOUT'], kind: 'duration', defaultValue: 4000, min: 0, max: MAX_TIMER_MS, description: 'on SIGTERM/SIGINT, how long to wait for in-flight publishes' },
+];
+
+const EXPECTED: Record<Kind, string> = {
+  integer: 'a whole number',
+  duration: 'a duration such as 250ms, 30s, 5m or a number of milliseconds',
+  size: 'a size such as 512kb, 1mb or a number of bytes',
+  host: 'a host name or IP address',
+  path: 'a path such as /herald (starting with "/", not ending with one)',
+};
+
+function convert(kind: Kind, value: number | string): number | string | undefined {
+  if (kind === 'host') return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+  if (kind === 'path') {
+    if (typeof value !== 'string') return undefined;
+    return value === '' || /^(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.test(value) ? value : undefined;
+  }
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (kind === 'duration') return parseDuration(value);
+  if (kind === 'size') return parseSize(value);
+  return /^\s*\d+\s*$/.test(value) ? Number(value) : undefined;
+}
+
+/** Shows a default the way a user would type it. */
+export function formatDefault(spec: OptionSpec): string {
+  if (spec.kind === 'duration') return formatDuration(spec.defaultValue as number);
+  if (spec.kind === 'size') return formatSize(spec.defaultValue as number);
+  if (spec.defaultValue === '') return '(none)';
+  return String(spec.defaultValue);
+}
+
+/**
+ * Validates options and fills in defaults.
+ *
+ * @param input options as given (numbers or text)
+ * @param label how to name an option in an error, e.g. `--port` or `HERALD_PORT`
+ * @throws HeraldError `HERALD_ERR_INVALID_OPTION`, with a one-line message naming the option
+ */
+export function resolveOptions(
+  input: HeraldOptions = {},
+  label: (spec: OptionSpec) => string = (spec) => `option "${spec.key}"`,
+): ResolvedOptions {
+  const resolved: Record<string, number | string> = {};
+  for (const spec of OPTION_SPECS) {
+    const given = input[spec.key];
+    if (given === undefined) {
+      resolved[spec.key] = spec.defaultValue;
+      continue;
+    }
+    const value = convert(spec.kind, given);
+    const fail = (why: string): never => {
+      throw new HeraldError('HERALD_ERR_INVALID_OPTION', `invalid ${label(spec)} ${JSON.stringify(given)}: ${why}`);
+    };
+    if (value === undefined) fail(`expected ${EXPECTED[spec.kind]}`);
+    if (typeof value === 'number') {
+      if (!Number.isInteger(value)) fail(`expected ${EXPECTED[spec.kind]}`);
+      if (value < spec.min || value > spec.max) {
+        const show = spec.kind === 'duration' ? formatDuration : spec.kind === 'size' ? formatSize : String;
+        fail(`must be between ${show(spec.min)} and ${show(spec.max)}`);
+      }
+    }
+    resolved[spec.key] = value!;
+  }
+  return Object.freeze(resolved) as unknown as ResolvedOptions;
+}

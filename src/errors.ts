@@ -1,0 +1,74 @@
+/**
+ * Every failure Herald reports to a caller, in one place.
+ *
+ * A code is stable: once released it keeps its meaning and is never reused,
+ * so clients may branch on it. Messages may improve over time.
+ */
+
+export const ERROR_CATALOGUE = {
+  HERALD_ERR_INVALID_JSON: { status: 400, summary: 'The request body is not valid JSON.' },
+  HERALD_ERR_INVALID_UTF8: { status: 400, summary: 'The request body is not valid UTF-8.' },
+  HERALD_ERR_INVALID_EVENT: {
+    status: 400,
+    summary: 'A published event is malformed (not an object, missing `data`, unknown field, wrong type).',
+  },
+  HERALD_ERR_INVALID_EVENT_TYPE: {
+    status: 400,
+    summary: 'An `event` type is empty, too long, or holds CR, LF or NUL.',
+  },
+  HERALD_ERR_INVALID_TOPIC: {
+    status: 400,
+    summary: 'A published `topic` is empty, too long, holds CR, LF or NUL, has an empty segment or a wildcard.',
+  },
+  HERALD_ERR_INVALID_SELECTOR: {
+    status: 400,
+    summary: 'A `topic` selector of a subscription is malformed.',
+  },
+  HERALD_ERR_EMPTY_BATCH: { status: 400, summary: 'A batch publish holds no event.' },
+  HERALD_ERR_BODY_TOO_LARGE: { status: 413, summary: 'The request body is larger than `--max-body`.' },
+  HERALD_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    summary: 'POST /trigger takes `application/json` or `text/plain`.',
+  },
+  HERALD_ERR_METHOD_NOT_ALLOWED: { status: 405, summary: 'The path does not accept this method.' },
+  HERALD_ERR_NOT_FOUND: { status: 404, summary: 'No such path.' },
+  HERALD_ERR_TOO_MANY_CONNECTIONS: {
+    status: 503,
+    summary: 'The hub holds `--max-connections` streams already; retry later.',
+  },
+  HERALD_ERR_SHUTTING_DOWN: { status: 503, summary: 'The hub is shutting down; retry on another node.' },
+  HERALD_ERR_BODY_TIMEOUT: { status: 408, summary: 'The request body did not arrive in time.' },
+  HERALD_ERR_INVALID_OPTION: { status: 500, summary: 'A configuration option has an invalid value.' },
+  HERALD_ERR_INTERNAL: { status: 500, summary: 'An unexpected failure inside the hub.' },
+} as const satisfies Record<string, { status: number; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** The JSON body of every error response: `{"error": {"code", "message"}}`. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+export class HeraldError extends Error {
+  override readonly name = 'HeraldError';
+  readonly code: ErrorCode;
+  /** The HTTP status this error is answered with. */
+  readonly status: number;
+  /** Extra response headers, e.g. `Retry-After` or `Allow`. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.code = code;
+    this.status = ERROR_CATALOGUE[code].status;
+    this.headers = headers;
+  }
+
+  toJSON(): ErrorBody {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export function isHeraldError(value: unknown): value is HeraldError {
+  return value instanceof HeraldError;
+}

@@ -1,0 +1,124 @@
+/**
+ * `createHub()`: the hub core, its HTTP layer and an optional server of its own.
+ */
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolveOptions, type HeraldOptions, type ResolvedOptions } from './config/options.js';
+import { HttpLayer, type RequestHandler } from './http/handler.js';
+import { Hub, type HubCounters, type Published } from './hub/hub.js';
+import type { PublishMessage, TextMessageMeta } from './hub/messages.js';
+import type { EventLog } from './log/event-log.js';
+import { MemoryEventLog } from './log/memory-log.js';
+
+/** Parts a library user may supply instead of the defaults. */
+export interface HeraldParts {
+  /** Where events are kept; default: the in-memory ring of `history` events. */
+  eventLog?: EventLog;
+}
+
+export interface Listening {
+  readonly server: Server;
+  /** e.g. `http://127.0.0.1:3004` */
+  readonly url: string;
+  readonly port: number;
+}
+
+/** How long a publisher may take to send its body before it gets `408`. */
+const BODY_TIMEOUT_MS = 30_000;
+
+export class Herald {
+  /** The validated options, frozen. */
+  readonly options: ResolvedOptions;
+  /** The hub core (topics, fan-out, backpressure). */
+  readonly hub: Hub;
+  /**
+   * A request listener for `node:http` and Express/Connect middleware:
+   * serves `/events`, `/trigger`, `/health` and the page at `/`; unknown paths go to `next` when given, else `404`.
+   */
+  readonly handler: RequestHandler;
+  private readonly http: HttpLayer;
+  private server: Server | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: ResolvedOptions, parts: HeraldParts = {}) {
+    this.options = options;
+    this.hub = new Hub(options, parts.eventLog ?? new MemoryEventLog({ capacity: options.history }));
+    this.http = new HttpLayer(this.hub, { maxBody: options.maxBody, basePath: options.basePath, bodyTimeout: BODY_TIMEOUT_MS });
+    this.handler = this.http.handle;
+  }
+
+  /** Publishes one JSON message, or a batch atomically; see {@link Hub.publish}. */
+  publish(message: PublishMessage): Promise<Published>;
+  publish(messages: readonly PublishMessage[]): Promise<Published[]>;
+  publish(input: PublishMessage | readonly PublishMessage[]): Promise<Published | Published[]> {
+    return this.hub.publish(input as PublishMessage);
+  }
+
+  /** Publishes text as the data, verbatim. */
+  publishText(text: string, meta?: TextMessageMeta): Promise<Published> {
+    return this.hub.publishText(text, meta);
+  }
+
+  counters(): HubCounters {
+    return this.hub.counters();
+  }
+
+  /** Starts a `node:http` server of its own on `port` and `host` (default: the options'). */
+  listen(port: number = this.options.port, host: string = this.options.host): Promise<Listening> {
+    if (this.server !== undefined) return Promise.reject(new Error('the hub is already listening'));
+    const server = createServer({ noDelay: true }, this.handler);
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        const address = server.address() as AddressInfo;
+        const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+        resolve({ server, port: address.port, url: `http://${shownHost}:${address.port}` });
+      });
+    });
+  }
+
+  /**
+   * Shuts down: stops accepting, lets in-flight publishes finish (up to
+   * `shutdownTimeout`), ends every stream so clients reconnect elsewhere,
+   * then closes the server if {@link listen} started one.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const server = this.server;
+    const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
+    await this.http.drain(this.options.shutdownTimeout);
+    await this.hub.close();
+    if (server !== undefined) {
+      server.closeIdleConnections();
+      // Connections still busy after a grace period (a stalled upload, say) are cut.
+      const force = setTimeout(() => server.closeAllConnections(), 500);
+      force.unref();
+      await serverClosed;
+      clearTimeout(force);
+    }
+  }
+}
+
+/**
+ * Creates a hub.
+ *
+ * @param options the same options as the `herald` command (see README); durations and sizes take numbers or text like `30s`, `1mb`
+ * @throws HeraldError `HERALD_ERR_INVALID_OPTION` when an option is invalid
+ * @example
+ * import { createServer } from 'node:http';
+ * import { createHub } from 'herald';
+ *
+ * const hub = createHub({ heartbeat: '15s', history: 1000 });
+ * createServer(hub.handler).listen(3004);
+ * await hub.publish({ event: 'greeting', topic: 'news', data: { text: 'hello' } });
+ */
+export function createHub(options: HeraldOptions = {}, parts: HeraldParts = {}): Herald {
+  return new Herald(resolveOptions(options), parts);
+}

@@ -1,0 +1,115 @@
+/**
+ * The HTTP layer: routes requests to the hub. Usable as a `node:http`
+ * request listener and as Express/Connect middleware (unknown paths go to `next`).
+ */
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HeraldError } from '../errors.js';
+import type { Hub } from '../hub/hub.js';
+import { VERSION } from '../version.js';
+import { handleEvents } from './events.js';
+import { servePage } from './page.js';
+import { sendError, sendJson } from './respond.js';
+import { handleTrigger } from './trigger.js';
+
+export type NextFunction = (error?: unknown) => void;
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, next?: NextFunction) => void;
+
+export interface HttpSettings {
+  readonly maxBody: number;
+  readonly basePath: string;
+  /** How long a publisher may take to send its body. */
+  readonly bodyTimeout: number;
+}
+
+function methodNotAllowed(allow: string): HeraldError {
+  return new HeraldError('HERALD_ERR_METHOD_NOT_ALLOWED', `use ${allow.split(', ').join(' or ')} on this path`, { Allow: allow });
+}
+
+export class HttpLayer {
+  private readonly startedAt = Date.now();
+  private readonly publishing = new Set<Promise<void>>();
+  private draining = false;
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly settings: HttpSettings,
+  ) {}
+
+  /** The request listener. */
+  readonly handle: RequestHandler = (req, res, next) => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://herald.invalid');
+    } catch {
+      sendError(res, new HeraldError('HERALD_ERR_NOT_FOUND', 'the request URL is malformed'));
+      return;
+    }
+    let path = url.pathname;
+    const base = this.settings.basePath;
+    if (base !== '' && (path === base || path.startsWith(`${base}/`))) path = path.slice(base.length) || '/';
+    try {
+      this.route(path, req, res, url.searchParams, next);
+    } catch (error) {
+      sendError(res, error);
+    }
+  };
+
+  private route(path: string, req: IncomingMessage, res: ServerResponse, query: URLSearchParams, next?: NextFunction): void {
+    const method = req.method ?? 'GET';
+    switch (path) {
+      case '/events':
+        if (method !== 'GET') throw methodNotAllowed('GET');
+        handleEvents(this.hub, req, res, query);
+        return;
+      case '/trigger':
+        if (method !== 'POST') throw methodNotAllowed('POST');
+        this.trigger(req, res, query);
+        return;
+      case '/health':
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
+        this.health(res);
+        return;
+      default:
+        if (servePage(path, method, res)) return;
+        if (next !== undefined) {
+          next();
+          return;
+        }
+        throw new HeraldError('HERALD_ERR_NOT_FOUND', `no route for ${method} ${path.slice(0, 200)}; see GET /events, POST /trigger, GET /health`);
+    }
+  }
+
+  private trigger(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
+    if (this.draining) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { 'Retry-After': '1' });
+    const limits = { maxBody: this.settings.maxBody, bodyTimeout: this.settings.bodyTimeout };
+    const done = handleTrigger(this.hub, req, res, query, limits).catch((error: unknown) => sendError(res, error));
+    this.publishing.add(done);
+    void done.finally(() => this.publishing.delete(done));
+  }
+
+  private health(res: ServerResponse): void {
+    const counters = this.hub.counters();
+    const closing = this.hub.isClosing || this.draining;
+    sendJson(res, closing ? 503 : 200, {
+      status: closing ? 'shutting-down' : 'ok',
+      version: VERSION,
+      uptime: Math.round((Date.now() - this.startedAt) / 1000),
+      connections: counters.connections,
+      published: counters.published,
+      delivered: counters.delivered,
+      dropped: counters.dropped,
+      history: this.hub.log.stats(),
+    });
+  }
+
+  /** Refuses new publishes and waits for those under way (at most `timeoutMs`). */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    if (this.publishing.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([Promise.allSettled([...this.publishing]), timeout]);
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,309 @@
+/**
+ * The hub: who listens to what, and getting every event to them.
+ *
+ * - Each event is framed once, as one Buffer shared by every subscriber.
+ * - Matching goes through a selector index, not a scan of every subscriber.
+ * - Deliveries gathered in one event-loop turn leave in one write per
+ *   subscriber, so a busy hub makes few syscalls and an idle hub sends at once.
+ * - A subscriber whose unread bytes pass `maxBuffer` is dropped; it can come
+ *   back and resume from history. Nobody else waits for it.
+ */
+
+import { HeraldError } from '../errors.js';
+import { frameComment, frameEvent, frameRetry } from '../protocol/framing.js';
+import type { EventDraft, EventLog, StoredEvent } from '../log/event-log.js';
+import { compareEventIds, parseEventId, type EventId } from '../log/event-id.js';
+import { draftFromText, draftsFromBody, type PublishMessage, type TextMessageMeta } from './messages.js';
+import type { CloseReason, StreamSink } from './sink.js';
+import { Subscriber } from './subscriber.js';
+import { parseSelector, SelectorIndex, selectorMatches, type Selector } from './topics.js';
+
+/** The event type that tells a resuming client it may have missed events. */
+export const RESYNC_EVENT = 'herald-resync';
+
+export interface HubSettings {
+  readonly heartbeat: number;
+  readonly retry: number;
+  readonly maxConnections: number;
+  readonly maxBuffer: number;
+  readonly shutdownTimeout: number;
+}
+
+export interface SubscribeRequest {
+  /** Topic selectors; none means every event, including events without a topic. */
+  readonly selectors: readonly string[];
+  /** Resume after this id (from `Last-Event-ID` or `?lastEventId=`). */
+  readonly lastEventId?: string | undefined;
+  /** Called once the request is accepted, to open the transport (e.g. send the response headers). */
+  readonly open: () => StreamSink;
+}
+
+/** The id a publish was given. */
+export interface Published {
+  readonly id: string;
+}
+
+export interface HubCounters {
+  readonly connections: number;
+  readonly published: number;
+  readonly delivered: number;
+  readonly dropped: number;
+}
+
+const HEARTBEAT = Buffer.from(frameComment('heartbeat'));
+
+export class Hub {
+  private readonly subscribers = new Set<Subscriber>();
+  /** Subscribers without selectors: they get everything. */
+  private readonly everything = new Set<Subscriber>();
+  private readonly index = new SelectorIndex<Subscriber>();
+  private readonly hello: Buffer;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly stopTail: () => void;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private dirty: Subscriber[] = [];
+  private flushScheduled = false;
+  private dispatchStamp = 0;
+  private closing: Promise<void> | undefined;
+  private published = 0;
+  private delivered = 0;
+  private dropped = 0;
+
+  constructor(
+    private readonly settings: HubSettings,
+    readonly log: EventLog,
+  ) {
+    this.hello = Buffer.from(frameRetry(settings.retry) + frameComment('connected'));
+    this.stopTail = log.tail((events) => this.dispatch(events));
+    if (settings.heartbeat > 0) {
+      this.heartbeatTimer = setInterval(() => this.sweep(), settings.heartbeat);
+      this.heartbeatTimer.unref();
+    }
+  }
+
+  /** Open streams. */
+  get connections(): number {
+    return this.subscribers.size;
+  }
+
+  get isClosing(): boolean {
+    return this.closing !== undefined;
+  }
+
+  counters(): HubCounters {
+    return { connections: this.subscribers.size, published: this.published, delivered: this.delivered, dropped: this.dropped };
+  }
+
+  /**
+   * Publishes one JSON message or a batch (atomically, in order).
+   * @example
+   * const { id } = await hub.publish({ event: 'order', topic: 'orders/42', data: { status: 'paid' } });
+   */
+  publish(message: PublishMessage): Promise<Published>;
+  publish(messages: readonly PublishMessage[]): Promise<Published[]>;
+  async publish(input: PublishMessage | readonly PublishMessage[]): Promise<Published | Published[]> {
+    const published = await this.append(draftsFromBody(input));
+    return Array.isArray(input) ? published : published[0]!;
+  }
+
+  /** Publishes text as the data, verbatim (line breaks become several `data:` lines). */
+  async publishText(text: string, meta: TextMessageMeta = {}): Promise<Published> {
+    const [published] = await this.append([draftFromText(text, meta)]);
+    return published!;
+  }
+
+  /** Appends checked drafts to the log; resolves once the log has kept them. */
+  async append(drafts: readonly EventDraft[]): Promise<Published[]> {
+    if (this.closing !== undefined) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node');
+    const appending = this.log.append(drafts);
+    this.inFlight.add(appending);
+    try {
+      const stored = await appending;
+      this.published += stored.length;
+      return stored.map((event) => ({ id: event.id }));
+    } finally {
+      this.inFlight.delete(appending);
+    }
+  }
+
+  /**
+   * Opens a stream: checks the request, calls `open()` for the transport,
+   * sends the `retry:` line, replays history after `lastEventId`, then goes live.
+   * @throws HeraldError for bad selectors, too many connections, or shutdown; `open()` is not called then.
+   */
+  subscribe(request: SubscribeRequest): Subscriber {
+    const selectors = request.selectors.map(parseSelector);
+    if (this.closing !== undefined) {
+      throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; reconnect to another node', { 'Retry-After': '1' });
+    }
+    if (this.subscribers.size >= this.settings.maxConnections) {
+      throw new HeraldError(
+        'HERALD_ERR_TOO_MANY_CONNECTIONS',
+        `the hub already holds ${this.settings.maxConnections} streams (--max-connections); retry later`,
+        { 'Retry-After': String(Math.max(1, Math.ceil(this.settings.retry / 1000))) },
+      );
+    }
+    const subscriber = new Subscriber(request.open(), selectors);
+    this.subscribers.add(subscriber);
+    if (selectors.length === 0) this.everything.add(subscriber);
+    for (const selector of selectors) this.index.add(selector, subscriber);
+    subscriber.writeNow(this.hello);
+    if (request.lastEventId === undefined) this.goLive(subscriber, undefined);
+    else void this.replay(subscriber, request.lastEventId);
+    return subscriber;
+  }
+
+  /** Forgets a subscriber whose transport closed; safe to call more than once. */
+  unsubscribe(subscriber: Subscriber, reason: CloseReason = 'client-closed'): void {
+    if (!subscriber.markClosed(reason)) return;
+    this.subscribers.delete(subscriber);
+    this.everything.delete(subscriber);
+    for (const selector of subscriber.selectors) this.index.delete(selector, subscriber);
+  }
+
+  private drop(subscriber: Subscriber): void {
+    if (subscriber.state === 'closed') return;
+    this.dropped++;
+    this.unsubscribe(subscriber, 'slow-consumer');
+    subscriber.sink.destroy();
+  }
+
+  private async replay(subscriber: Subscriber, lastEventId: string): Promise<void> {
+    try {
+      const result = await this.log.readAfter(lastEventId);
+      if (subscriber.isClosed()) return;
+      if (result.status !== 'complete') {
+        const notice = { reason: result.status, lastEventId: lastEventId.slice(0, 256) };
+        subscriber.writeNow(frameEvent({ event: RESYNC_EVENT, data: JSON.stringify(notice) }));
+      }
+      // Everything up to `sent` has been delivered; held live events at or before it are duplicates.
+      let sent: EventId | undefined = result.status === 'unknown' ? undefined : parseEventId(lastEventId);
+      for (const event of result.events) {
+        if (subscriber.isClosed()) return;
+        if (!wants(subscriber.selectors, event)) continue;
+        if (!subscriber.writeNow(this.frameOf(event))) await subscriber.drained();
+        sent = parseEventId(event.id);
+      }
+      if (!subscriber.isClosed()) this.goLive(subscriber, sent);
+    } catch {
+      // The log failed to serve history: end the stream so the client retries.
+      this.unsubscribe(subscriber, 'client-closed');
+      subscriber.sink.end();
+    }
+  }
+
+  private goLive(subscriber: Subscriber, sent: EventId | undefined): void {
+    const held = subscriber.held;
+    subscriber.held = [];
+    subscriber.heldBytes = 0;
+    subscriber.state = 'live';
+    for (const event of held) {
+      const id = parseEventId(event.id);
+      if (sent !== undefined && id !== undefined && compareEventIds(id, sent) <= 0) continue;
+      this.enqueue(subscriber, this.frameOf(event));
+    }
+  }
+
+  private frameOf(event: StoredEvent): Buffer {
+    return (event.frame ??= Buffer.from(frameEvent(event)));
+  }
+
+  private dispatch(events: readonly StoredEvent[]): void {
+    for (const event of events) {
+      const stamp = ++this.dispatchStamp;
+      const frame = this.frameOf(event);
+      const deliver = (subscriber: Subscriber): void => {
+        if (subscriber.lastDispatch === stamp) return;
+        subscriber.lastDispatch = stamp;
+        if (subscriber.state === 'live') {
+          this.enqueue(subscriber, frame);
+        } else if (subscriber.state === 'replaying') {
+          subscriber.held.push(event);
+          subscriber.heldBytes += frame.length;
+          if (subscriber.heldBytes > this.settings.maxBuffer) this.drop(subscriber);
+        }
+      };
+      for (const subscriber of this.everything) deliver(subscriber);
+      if (event.topic !== undefined) this.index.forEachMatch(event.topic.split('/'), deliver);
+    }
+  }
+
+  private enqueue(subscriber: Subscriber, frame: Buffer): void {
+    subscriber.pending.push(frame);
+    subscriber.pendingBytes += frame.length;
+    this.delivered++;
+    if (!subscriber.dirty) {
+      subscriber.dirty = true;
+      this.dirty.push(subscriber);
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes what each subscriber gathered this turn, in one call each. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const subscriber of dirty) {
+      subscriber.dirty = false;
+      if (subscriber.state !== 'live') continue;
+      // Bytes still unread from earlier turns: past the bound, the client is not keeping up.
+      if (subscriber.sink.pendingBytes > this.settings.maxBuffer) {
+        this.drop(subscriber);
+        continue;
+      }
+      const { pending } = subscriber;
+      subscriber.writeNow(pending.length === 1 ? pending[0]! : Buffer.concat(pending, subscriber.pendingBytes));
+      subscriber.pending = [];
+      subscriber.pendingBytes = 0;
+    }
+  }
+
+  /** One timer for every stream: a comment on each that was idle since the last sweep. */
+  private sweep(): void {
+    for (const subscriber of this.subscribers) {
+      if (subscriber.state === 'live' && !subscriber.wroteSinceSweep && !subscriber.dirty) {
+        if (subscriber.sink.pendingBytes > this.settings.maxBuffer) this.drop(subscriber);
+        else subscriber.writeNow(HEARTBEAT);
+      }
+      subscriber.wroteSinceSweep = false;
+    }
+  }
+
+  /**
+   * Stops taking subscribers and publishes, waits for in-flight publishes
+   * (up to `shutdownTimeout`), delivers them, then ends every stream cleanly.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    if (this.inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.settings.shutdownTimeout)));
+      await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
+      clearTimeout(timer);
+    }
+    this.flush();
+    for (const subscriber of [...this.subscribers]) {
+      this.unsubscribe(subscriber, 'shutdown');
+      subscriber.sink.end();
+    }
+    this.stopTail();
+    await this.log.close();
+  }
+}
+
+/** Whether a subscriber with these selectors receives the event. */
+function wants(selectors: readonly Selector[], event: StoredEvent): boolean {
+  if (selectors.length === 0) return true;
+  if (event.topic === undefined) return false;
+  const topic = event.topic.split('/');
+  return selectors.some((selector) => selectorMatches(selector, topic));
+}

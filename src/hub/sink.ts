@@ -1,0 +1,25 @@
+/**
+ * What the hub needs from a transport to stream to one subscriber. The HTTP
+ * layer adapts a response to it; the hub never touches `req` or `res`.
+ */
+export interface StreamSink {
+  /** Queues bytes for the client; `false` asks the writer to wait for {@link onDrain}. */
+  write(chunk: Buffer | string): boolean;
+  /** Bytes accepted by `write` that the client has not taken yet (our queue plus the transport's). */
+  readonly pendingBytes: number;
+  /** Calls `callback` once the transport can take more bytes. */
+  onDrain(callback: () => void): void;
+  /** Ends the stream cleanly after what is queued; the client reconnects. */
+  end(): void;
+  /** Drops the connection at once and frees what is queued. */
+  destroy(): void;
+}
+
+/** Why a subscriber's stream ended. */
+export type CloseReason =
+  /** The client went away. */
+  | 'client-closed'
+  /** It did not read fast enough: its queue went past `maxBuffer`. */
+  | 'slow-consumer'
+  /** The hub is shutting down. */
+  | 'shutdown';

@@ -1,0 +1,75 @@
+/**
+ * One subscriber: its selectors, its stream and its bounded queue.
+ *
+ * A subscriber starts in `replaying`: live events that arrive while its
+ * history is read and written are held, then released (minus any already
+ * replayed) when it goes `live`. Live deliveries are gathered during one
+ * event-loop turn and written in one call by the hub's flush.
+ */
+
+import type { CloseReason, StreamSink } from './sink.js';
+import type { Selector } from './topics.js';
+import type { StoredEvent } from '../log/event-log.js';
+
+export type SubscriberState = 'replaying' | 'live' | 'closed';
+
+export class Subscriber {
+  state: SubscriberState = 'replaying';
+  /** Live events that arrived during replay. */
+  held: StoredEvent[] = [];
+  heldBytes = 0;
+  /** Frames gathered for the next flush. */
+  pending: Buffer[] = [];
+  pendingBytes = 0;
+  /** Set when the subscriber is in the hub's list of streams to flush. */
+  dirty = false;
+  /** Whether anything was written since the last heartbeat sweep. */
+  wroteSinceSweep = false;
+  /** The last publish batch this subscriber was matched in; avoids double delivery when several selectors match. */
+  lastDispatch = 0;
+  readonly connectedAt = Date.now();
+  closeReason: CloseReason | undefined;
+  private readonly closeListeners: ((reason: CloseReason) => void)[] = [];
+  /** Created on first use only: most subscribers never wait for drain. */
+  private closed: Promise<void> | undefined;
+
+  constructor(
+    readonly sink: StreamSink,
+    /** Empty: every event, including events without a topic. */
+    readonly selectors: readonly Selector[],
+  ) {}
+
+  /** A method rather than a `state` check, so it is re-read after every `await`. */
+  isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  onClose(listener: (reason: CloseReason) => void): void {
+    if (this.closeReason !== undefined) listener(this.closeReason);
+    else this.closeListeners.push(listener);
+  }
+
+  /** Marks the subscriber closed and notifies listeners once; the transport is handled by the caller. */
+  markClosed(reason: CloseReason): boolean {
+    if (this.state === 'closed') return false;
+    this.state = 'closed';
+    this.closeReason = reason;
+    this.held = [];
+    this.pending = [];
+    this.heldBytes = this.pendingBytes = 0;
+    for (const listener of this.closeListeners.splice(0)) listener(reason);
+    return true;
+  }
+
+  /** Writes directly, bypassing the pending queue (hello, replay, heartbeat). */
+  writeNow(chunk: Buffer | string): boolean {
+    this.wroteSinceSweep = true;
+    return this.sink.write(chunk);
+  }
+
+  /** Resolves once the transport can take more, or the subscriber closed. */
+  drained(): Promise<void> {
+    this.closed ??= new Promise((resolve) => this.onClose(() => resolve()));
+    return Promise.race([new Promise<void>((resolve) => this.sink.onDrain(resolve)), this.closed]);
+  }
+}

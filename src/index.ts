@@ -1,0 +1,10 @@
+export { createHub, Herald, type HeraldParts, type Listening } from './herald.js';
+export { resolveOptions, OPTION_SPECS, type HeraldOptions, type ResolvedOptions, type Duration, type Size } from './config/options.js';
+export { HeraldError, ERROR_CATALOGUE, type ErrorCode, type ErrorBody } from './errors.js';
+export { Hub, RESYNC_EVENT, type Published, type HubCounters } from './hub/hub.js';
+export type { PublishMessage, TextMessageMeta } from './hub/messages.js';
+export type { StreamSink, CloseReason } from './hub/sink.js';
+export type { EventLog, EventDraft, StoredEvent, ResumeResult, EventLogStats } from './log/event-log.js';
+export { MemoryEventLog } from './log/memory-log.js';
+export { frameEvent, frameComment, frameRetry } from './protocol/framing.js';
+export type { RequestHandler, NextFunction } from './http/handler.js';

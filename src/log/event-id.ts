@@ -1,0 +1,47 @@
+/**
+ * Event ids: `<milliseconds>-<sequence>`, e.g. `1764032400000-3`.
+ *
+ * The first part is the wall-clock time the id was assigned (never moving
+ * backwards within one log), the second counts events within that millisecond.
+ * Ids therefore sort by (ms, seq), stay unique across restarts as long as the
+ * clock does not step back past the previous run, and match the id shape of
+ * Redis Streams so every event log can share one scheme. Clients must treat
+ * them as opaque strings.
+ */
+
+export interface EventId {
+  readonly ms: number;
+  readonly seq: number;
+}
+
+const ID_SHAPE = /^(\d{1,15})-(\d{1,9})$/;
+
+export function formatEventId(id: EventId): string {
+  return `${id.ms}-${id.seq}`;
+}
+
+/** Parses an id written by {@link formatEventId}; `undefined` for anything else. */
+export function parseEventId(text: string): EventId | undefined {
+  const match = ID_SHAPE.exec(text);
+  if (match === null) return undefined;
+  return { ms: Number(match[1]), seq: Number(match[2]) };
+}
+
+export function compareEventIds(a: EventId, b: EventId): number {
+  return a.ms - b.ms || a.seq - b.seq;
+}
+
+/** Hands out strictly increasing ids, starting after `after`. */
+export class EventIdGenerator {
+  private last: EventId;
+
+  constructor(after: EventId) {
+    this.last = after;
+  }
+
+  next(now: number = Date.now()): EventId {
+    const id = now > this.last.ms ? { ms: now, seq: 0 } : { ms: this.last.ms, seq: this.last.seq + 1 };
+    this.last = id;
+    return id;
+  }
+}
