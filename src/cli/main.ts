@@ -27,16 +27,7 @@ async function main(argv: readonly string[]): Promise<void> {
     process.exit(2);
   }
 
-  try {
-    const { url } = await herald.listen();
-    process.stdout.write(`Herald ${VERSION} listening on ${url} (GET /events, POST /trigger, GET /health)\n`);
-  } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException;
-    const why = code === 'EADDRINUSE' ? `port ${herald.options.port} on ${herald.options.host} is already in use` : message;
-    process.stderr.write(`herald: cannot listen: ${why}\n`);
-    process.exit(1);
-  }
-
+  // Signal handlers go in before the ready line: a supervisor may signal as soon as it reads it.
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
@@ -57,6 +48,16 @@ async function main(argv: readonly string[]): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+
+  try {
+    const { url } = await herald.listen();
+    process.stdout.write(`Herald ${VERSION} listening on ${url} (GET /events, POST /trigger, GET /health)\n`);
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    const why = code === 'EADDRINUSE' ? `port ${herald.options.port} on ${herald.options.host} is already in use` : message;
+    process.stderr.write(`herald: cannot listen: ${why}\n`);
+    process.exit(1);
+  }
 }
 
 await main(process.argv.slice(2));

@@ -12,6 +12,8 @@ import { servePage } from './page.js';
 import { sendError, sendJson } from './respond.js';
 import { handleTrigger } from './trigger.js';
 
+const ORIGIN = 'http://herald.invalid';
+
 export type NextFunction = (error?: unknown) => void;
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, next?: NextFunction) => void;
 
@@ -40,7 +42,9 @@ export class HttpLayer {
   readonly handle: RequestHandler = (req, res, next) => {
     let url: URL;
     try {
-      url = new URL(req.url ?? '/', 'http://herald.invalid');
+      // An origin-form target like `//events` must stay a path, not become a host.
+      const target = req.url ?? '/';
+      url = new URL(target.startsWith('/') ? `${ORIGIN}${target}` : target, ORIGIN);
     } catch {
       sendError(res, new HeraldError('HERALD_ERR_NOT_FOUND', 'the request URL is malformed'));
       return;

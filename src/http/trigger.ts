@@ -42,7 +42,8 @@ function mediaType(req: IncomingMessage): MediaType {
  */
 function preparsedBody(req: IncomingMessage): unknown {
   const body = (req as IncomingMessage & { body?: unknown }).body;
-  return req.readableEnded || req.complete ? body : undefined;
+  // Only a stream someone has read to the end: `complete` alone means received, not consumed.
+  return req.readableEnded ? body : undefined;
 }
 
 interface Parsed {
