@@ -15,6 +15,14 @@ let source;
 
 for (const el of document.querySelectorAll('.origin')) el.textContent = location.origin + base.replace(/\/$/, '');
 
+const topicsInput = document.getElementById('topics');
+const typesInput = document.getElementById('types');
+const pageQuery = new URLSearchParams(location.search);
+topicsInput.value = pageQuery.get('topics') ?? '';
+typesInput.value = pageQuery.get('types') ?? '';
+
+const list = (text) => text.split(',').map((item) => item.trim()).filter(Boolean);
+
 function setStatus(state, text) {
   statusBox.className = `status ${state}`;
   statusText.textContent = text;
@@ -23,7 +31,8 @@ function setStatus(state, text) {
 function addRow(type, id, data) {
   const row = document.createElement('tr');
   row.className = type === 'herald-resync' ? 'notice' : '';
-  for (const value of [new Date().toLocaleTimeString(), id || '', type, data]) {
+  row.dataset.id = id;
+  for (const value of [new Date().toLocaleTimeString(), id, type, data]) {
     const cell = document.createElement('td');
     cell.textContent = value;
     row.appendChild(cell);
@@ -35,19 +44,23 @@ function addRow(type, id, data) {
   empty.hidden = true;
 }
 
-// EventSource dispatches named events only to listeners of that name, so
-// listen for every type this page has seen announced, plus `message`.
+// EventSource dispatches a named event only to listeners of that name: the
+// page listens for `message`, `herald-resync`, the types in the Types field
+// and the types published from its own form.
 const listened = new Set();
 function listen(type) {
   if (listened.has(type)) return;
   listened.add(type);
-  source.addEventListener(type, (event) => addRow(type, event.lastEventId, event.data));
+  source.addEventListener(type, (event) => {
+    // herald-resync carries no id: lastEventId would still show the previous event's.
+    addRow(type, type === 'herald-resync' ? '' : event.lastEventId, event.data);
+  });
 }
 
 function connect() {
   if (source) source.close();
   listened.clear();
-  const topics = document.getElementById('topics').value.split(',').map((t) => t.trim()).filter(Boolean);
+  const topics = list(topicsInput.value);
   const query = new URLSearchParams(topics.map((topic) => ['topic', topic]));
   source = new EventSource(`${base}events${topics.length ? `?${query}` : ''}`);
   setStatus('connecting', 'connecting');
@@ -56,11 +69,11 @@ function connect() {
     if (source.readyState === EventSource.CLOSED) setStatus('closed', 'closed (reload to retry)');
     else setStatus('connecting', 'reconnecting…');
   };
-  for (const type of ['message', 'herald-resync', ...knownTypes]) listen(type);
+  for (const type of ['message', 'herald-resync', ...list(typesInput.value), ...publishedTypes]) listen(type);
 }
 
-// Types typed into the publish form are listened for too.
-const knownTypes = new Set();
+// Types published from the form are listened for too.
+const publishedTypes = new Set();
 
 document.getElementById('subscribe-form').addEventListener('submit', (event) => {
   event.preventDefault();
@@ -81,7 +94,7 @@ document.getElementById('publish-form').addEventListener('submit', async (event)
     return;
   }
   if (type && type !== 'message') {
-    knownTypes.add(type);
+    publishedTypes.add(type);
     listen(type);
   }
   const body = { data, ...(type ? { event: type } : {}), ...(topic ? { topic } : {}) };

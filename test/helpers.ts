@@ -180,8 +180,10 @@ export interface HeraldProcess {
 
 /** Runs the `herald` command in a child process and waits until it listens. */
 export function spawnHerald(args: string[] = [], env: Record<string, string> = {}): Promise<HeraldProcess> {
+  // The developer's own HERALD_* settings must not change the servers tests start.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(HERALD_|PORT$|HOST$)/.test(name)));
   const child = spawn(process.execPath, [CLI_PATH, '--host', '127.0.0.1', ...args], {
-    env: { ...process.env, HERALD_PORT: '0', ...env },
+    env: { ...inherited, HERALD_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,0 +1,266 @@
+/**
+ * The page at `/` in a real browser: Debian's Chromium through playwright-core.
+ *
+ * Without Chromium these tests are skipped with a printed reason, except when
+ * `CI` is set: then they fail, so CI never passes without running them.
+ */
+
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { after, test } from 'node:test';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { freePort, spawnHerald, SseTap, startHub, trigger, type HeraldProcess } from './helpers.js';
+
+// The callbacks given to page.evaluate() run in the page; this project compiles without the DOM types.
+declare const document: any;
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const DOCS_SCREENSHOT = fileURLToPath(new URL('../../docs/page.png', import.meta.url));
+
+const chromiumMissing = !existsSync(CHROMIUM);
+const skip = chromiumMissing && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt-get install chromium); set CI to make this a failure` : false;
+if (skip !== false) console.log(`# browser tests skipped: ${skip}`);
+
+let browser: Browser | undefined;
+const children = new Set<HeraldProcess>();
+
+async function launch(): Promise<Browser> {
+  if (chromiumMissing) throw new Error(`CI is set but Chromium is missing at ${CHROMIUM}: the browser tests must run in CI`);
+  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  return browser;
+}
+
+after(async () => {
+  for (const herald of children) herald.child.kill('SIGKILL');
+  await browser?.close();
+});
+
+async function startHerald(args: string[]): Promise<HeraldProcess> {
+  const herald = await spawnHerald(args);
+  children.add(herald);
+  void herald.exited.then(() => children.delete(herald));
+  return herald;
+}
+
+/** A fresh context and page; page errors are collected so a test can assert there were none. */
+async function openPage(url: string): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const context = await (await launch()).newContext({ viewport: { width: 1200, height: 700 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${url}/`);
+  return { context, page, errors };
+}
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: `${ARTIFACTS}${name}.png` });
+}
+
+async function waitForStatus(page: Page, text: string): Promise<void> {
+  await page.waitForFunction((expected) => document.getElementById('status-text')?.textContent === expected, text);
+}
+
+interface Row {
+  time: string;
+  id: string;
+  type: string;
+  data: string;
+}
+
+async function rows(page: Page): Promise<Row[]> {
+  return page.$$eval('#events tr', (trs) =>
+    trs.map((tr) => {
+      const [time = '', id = '', type = '', data = ''] = [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '');
+      return { time, id, type, data };
+    }),
+  );
+}
+
+/** Waits for the table row of event `id` and returns it. */
+async function rowOf(page: Page, id: string): Promise<Row> {
+  await page.waitForFunction((wanted) => [...document.querySelectorAll('#events tr td:nth-child(2)')].some((td) => td.textContent === wanted), id);
+  const row = (await rows(page)).find((r) => r.id === id);
+  assert.ok(row !== undefined, `a row for ${id}`);
+  return row;
+}
+
+async function publishWithForm(page: Page, type: string, topic: string, data: string): Promise<string> {
+  await page.fill('#event-type', type);
+  await page.fill('#event-topic', topic);
+  await page.fill('#event-data', data);
+  await page.evaluate(() => (document.getElementById('publish-result')!.textContent = ''));
+  await page.click('#publish-form button[type=submit]');
+  await page.waitForFunction(() => (document.getElementById('publish-result')?.textContent ?? '') !== '');
+  const result = (await page.textContent('#publish-result')) ?? '';
+  const match = /^published, id (\S+)$/.exec(result);
+  assert.ok(match !== null, `the form reports the id: ${result}`);
+  return match[1]!;
+}
+
+async function stopChild(herald: HeraldProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | string> {
+  herald.child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([herald.exited, new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still running after 10 s'), 10_000)))]);
+  clearTimeout(timer);
+  return code;
+}
+
+test('the page shows it is connected, shows a published event, and its form publishes to other subscribers', { skip }, async () => {
+  await launch(); // first: a missing browser fails the test before a server starts
+  const hub = await startHub();
+  const { context, page, errors } = await openPage(hub.url);
+  try {
+    await waitForStatus(page, 'connected');
+    assert.match((await page.getAttribute('#status', 'class')) ?? '', /\bopen\b/);
+    assert.equal(hub.herald.counters().connections, 1, 'the page holds one stream');
+
+    // An event published by someone else appears with its id, type and data.
+    const published = await trigger(hub.url, { data: { hello: 'from the test', n: 1 } });
+    assert.equal(published.status, 202);
+    const row = await rowOf(page, published.body.id);
+    assert.equal(row.type, 'message');
+    assert.equal(row.data, '{"hello":"from the test","n":1}');
+    assert.notEqual(row.time, '', 'the arrival time is shown');
+    assert.equal(await page.textContent('#event-count'), '1');
+    assert.ok(await page.isHidden('#empty'), 'the "no events yet" hint is gone');
+
+    // The page's own form reaches a separate subscriber of that topic (and the page itself).
+    const byTopic = await SseTap.open(hub.url, '/events?topic=orders/*');
+    const id = await publishWithForm(page, 'order.paid', 'orders/42', '{"order": 42, "total": 19.9}');
+    await byTopic.waitForEvents(1);
+    assert.deepEqual(byTopic.events[0], { id, event: 'order.paid', data: '{"order":42,"total":19.9}' });
+    const own = await rowOf(page, id);
+    assert.equal(own.type, 'order.paid');
+    assert.equal(own.data, '{"order":42,"total":19.9}');
+    byTopic.close();
+
+    // Invalid JSON in the form is refused by the page, not sent.
+    await page.fill('#event-data', '{not json');
+    await page.click('#publish-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('publish-result')?.className === 'error');
+    assert.equal(hub.herald.counters().published, 2, 'nothing was published');
+
+    await screenshot(page, 'browser-page');
+    assert.deepEqual(errors, [], 'no errors on the page');
+  } finally {
+    await context.close();
+    await hub.close();
+  }
+});
+
+test('the page shows events of the types listed in its Types field, published by someone else (curl)', { skip }, async () => {
+    await launch(); // first: a missing browser fails the test before a server starts
+    const hub = await startHub();
+    const { context, page } = await openPage(hub.url);
+    try {
+      await waitForStatus(page, 'connected');
+      await page.fill('#types', 'order.shipped, deploy');
+      await page.click('#subscribe-form button[type=submit]');
+      await waitForStatus(page, 'connected');
+      const custom = await trigger(hub.url, { event: 'order.shipped', topic: 'orders/7', data: { order: 7 } });
+      const marker = await trigger(hub.url, { data: 'after the custom event' });
+      assert.equal(custom.status, 202);
+      // The marker comes after the custom event on the same stream: once it is shown, the custom one was dispatched.
+      await rowOf(page, marker.body.id);
+      const row = (await rows(page)).find((r) => r.id === custom.body.id);
+      assert.deepEqual(row && { type: row.type, data: row.data }, { type: 'order.shipped', data: '{"order":7}' });
+    } finally {
+      await context.close();
+      await hub.close();
+    }
+  },
+);
+
+test("the page's EventSource reconnects by itself after the server restarts, and keeps receiving", { skip }, async () => {
+  await launch();
+  const port = await freePort();
+  const args = ['--port', String(port), '--retry', '200ms', '--heartbeat', '0'];
+  const first = await startHerald(args);
+  const { context, page, errors } = await openPage(first.url);
+  let second: HeraldProcess | undefined;
+  try {
+    await waitForStatus(page, 'connected');
+    const before = await trigger(first.url, { event: 'message', data: 'before the restart' });
+    assert.equal(before.status, 202);
+    assert.equal((await rowOf(page, before.body.id)).data, '"before the restart"');
+
+    assert.equal(await stopChild(first), 0, 'the first server exits cleanly');
+    await waitForStatus(page, 'reconnecting…');
+    await screenshot(page, 'browser-reconnecting');
+
+    second = await startHerald(args);
+    assert.equal(second.url, first.url, 'the new server is at the same address');
+    await waitForStatus(page, 'connected');
+    const afterRestart = await trigger(second.url, { data: { after: 'the restart' } });
+    assert.equal(afterRestart.status, 202);
+    const row = await rowOf(page, afterRestart.body.id);
+    assert.equal(row.type, 'message');
+    assert.equal(row.data, '{"after":"the restart"}');
+
+    // The browser resumed with Last-Event-ID from the old server: the new one said so.
+    const resync = (await rows(page)).find((r) => r.type === 'herald-resync');
+    assert.ok(resync !== undefined, 'the page got herald-resync on reconnecting');
+    assert.deepEqual(JSON.parse(resync.data), { reason: 'expired', lastEventId: before.body.id });
+    await screenshot(page, 'browser-reconnected');
+    assert.deepEqual(errors, [], 'no errors on the page');
+  } finally {
+    await context.close();
+    for (const herald of [first, second]) if (herald !== undefined && herald.child.exitCode === null) await stopChild(herald, 'SIGKILL');
+  }
+});
+
+test('a screenshot of the page with a few events (docs/page.png)', { skip }, async () => {
+  await launch(); // first: a missing browser fails the test before a server starts
+  const hub = await startHub();
+  const { context, page, errors } = await openPage(hub.url);
+  try {
+    await waitForStatus(page, 'connected');
+    const ids: string[] = [];
+    const hello = await trigger(hub.url, { data: { hello: 'world' } });
+    assert.equal(hello.status, 202);
+    ids.push(hello.body.id);
+    ids.push(await publishWithForm(page, 'order.created', 'orders/1042', '{"order": 1042, "items": 3, "total": 59.9}'));
+    const text = await trigger(hub.url, 'Nightly backup finished\n12 GB in 4 min', { contentType: 'text/plain', query: '?topic=ops/backups' });
+    assert.equal(text.status, 202);
+    ids.push(text.body.id);
+    ids.push(await publishWithForm(page, 'deploy.finished', 'ops/deploys', '{"service": "api", "version": "1.4.2", "ok": true}'));
+    ids.push(await publishWithForm(page, 'chat.message', 'rooms/lobby', '{"from": "ada", "text": "Deploy is green"}'));
+    ids.push(await publishWithForm(page, 'order.paid', 'orders/1042', '{"order": 1042, "method": "card"}'));
+    for (const id of ids) await rowOf(page, id);
+    assert.deepEqual(
+      (await rows(page)).map((r) => r.id),
+      [...ids].reverse(),
+      'newest first',
+    );
+    assert.deepEqual(
+      (await rows(page)).map((r) => r.type),
+      ['order.paid', 'chat.message', 'deploy.finished', 'message', 'order.created', 'message'],
+      'each with its type',
+    );
+    assert.equal((await rowOf(page, text.body.id)).data, 'Nightly backup finished\n12 GB in 4 min', 'line breaks survive');
+    await page.evaluate(() => document.activeElement?.blur());
+    await screenshot(page, 'page');
+    // docs/page.png is the README's picture: written when missing, or when asked to refresh it.
+    if (!existsSync(DOCS_SCREENSHOT) || process.env.HERALD_UPDATE_SCREENSHOT === '1') await page.screenshot({ path: DOCS_SCREENSHOT });
+    assert.ok(existsSync(DOCS_SCREENSHOT));
+    assert.deepEqual(errors, [], 'no errors on the page');
+  } finally {
+    await context.close();
+    await hub.close();
+  }
+});
