@@ -149,7 +149,7 @@ function rawSubscriber(port: number, path = '/events', headers: Record<string, s
 
 /**
  * A subscriber that also tells how its response ended: `complete` only when
- * the server finished the chunked body (a clean end), not on a reset.
+ * the server ended the body (a clean end of the connection), not on a reset.
  */
 class StreamTap {
   readonly events: EventSourceMessage[] = [];
@@ -475,7 +475,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 
     for (const [n, tap] of taps.entries()) {
       await tap.until(() => tap.finished, 'the end of the stream');
-      assert.ok(tap.complete, `stream ${n} ended cleanly (complete chunked body), not reset`);
+      assert.ok(tap.complete, `stream ${n} ended cleanly (complete body), not reset`);
       assert.ok(tap.raw.endsWith('\n\n'), `stream ${n} ends with a complete event: ${JSON.stringify(tap.raw.slice(-80))}`);
       assert.deepEqual(
         tap.events.map((event) => ({ id: event.id, data: event.data })),

@@ -1,34 +1,54 @@
 /**
  * `GET /events`: turns an HTTP response into a hub subscriber.
+ *
+ * On HTTP/1.1 the stream's body is delimited by the connection's end
+ * (`Connection: close`, no chunked encoding), so the bytes on the socket are
+ * exactly the SSE frames: the hub's framed Buffers go to the socket as they
+ * are, one shared Buffer for every subscriber, with no per-write chunk header.
+ * An SSE stream never shares its connection with another request anyway.
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Hub } from '../hub/hub.js';
 import type { StreamSink } from '../hub/sink.js';
 
 /** One small object per stream; methods live on the prototype, not in per-connection closures. */
-class ResponseSink implements StreamSink {
-  constructor(private readonly res: ServerResponse) {}
+class SocketSink implements StreamSink {
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly socket: Socket,
+  ) {}
 
   write(chunk: Buffer | string): boolean {
-    if (this.res.destroyed || this.res.writableEnded) return true;
-    return this.res.write(chunk);
+    if (this.socket.destroyed) return true;
+    return this.socket.write(chunk);
+  }
+
+  writeMany(chunks: readonly Buffer[]): boolean {
+    if (this.socket.destroyed) return true;
+    // Corked writes leave in one writev: one syscall for the whole batch, no copy.
+    this.socket.cork();
+    for (const chunk of chunks) this.socket.write(chunk);
+    this.socket.uncork();
+    return this.socket.writableLength < this.socket.writableHighWaterMark;
   }
 
   get pendingBytes(): number {
-    return this.res.writableLength;
+    return this.socket.writableLength;
   }
 
   onDrain(callback: () => void): void {
-    this.res.once('drain', callback);
+    this.socket.once('drain', callback);
   }
 
   end(): void {
+    // The response has no length and no chunking, so ending it closes the connection.
     if (!this.res.writableEnded) this.res.end();
   }
 
   destroy(): void {
-    this.res.destroy();
+    this.socket.destroy();
   }
 }
 
@@ -40,20 +60,22 @@ export const STREAM_HEADERS = {
   'X-Accel-Buffering': 'no',
 } as const;
 
+function openStream(req: IncomingMessage, res: ServerResponse): StreamSink {
+  const socket = req.socket;
+  socket.setNoDelay(true);
+  // The body ends with the connection: Node then neither chunks it nor keeps the connection alive.
+  res.removeHeader('Content-Length');
+  res.removeHeader('Transfer-Encoding');
+  res.writeHead(200, { ...STREAM_HEADERS, Connection: 'close' });
+  res.flushHeaders();
+  return new SocketSink(res, socket);
+}
+
 /** Throws a HeraldError (bad selector, too many connections, shutdown) before any byte is written. */
 export function handleEvents(hub: Hub, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
   const header = req.headers['last-event-id'];
   const lastEventId = (typeof header === 'string' && header !== '' ? header : undefined) ?? (query.get('lastEventId') || undefined);
-  const subscriber = hub.subscribe({
-    selectors: query.getAll('topic'),
-    lastEventId,
-    open: () => {
-      req.socket.setNoDelay(true);
-      res.writeHead(200, STREAM_HEADERS);
-      return new ResponseSink(res);
-    },
-  });
+  const subscriber = hub.subscribe({ selectors: query.getAll('topic'), lastEventId, open: () => openStream(req, res) });
+  // Socket errors (a reset mid-write) are handled by the HTTP server, which destroys the socket; `close` cleans up.
   res.once('close', () => hub.unsubscribe(subscriber));
-  // A write to a connection that just reset must not crash the process; `close` follows and cleans up.
-  res.on('error', () => {});
 }

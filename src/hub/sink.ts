@@ -5,6 +5,8 @@
 export interface StreamSink {
   /** Queues bytes for the client; `false` asks the writer to wait for {@link onDrain}. */
   write(chunk: Buffer | string): boolean;
+  /** Queues several chunks at once, ideally in one system call; same answer as {@link write}. */
+  writeMany(chunks: readonly Buffer[]): boolean;
   /** Bytes accepted by `write` that the client has not taken yet (our queue plus the transport's). */
   readonly pendingBytes: number;
   /** Calls `callback` once the transport can take more bytes. */

@@ -1,0 +1,274 @@
+/**
+ * One benchmark run of one scenario against one server: start the server
+ * fresh, connect subscribers from worker processes, publish, measure.
+ */
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { cpuSeconds, rssBytes, sum } from './proc.js';
+import { Publisher } from './publisher.js';
+import { startServer, type ServerName, type ServerUnderTest } from './servers.js';
+import type { ConnectCommand, CountReport, WorkerReport } from './subscriber-worker.js';
+
+export type ScenarioKind = 'idle' | 'fanout' | 'storm' | 'publish';
+
+export interface Scenario {
+  readonly id: string;
+  readonly title: string;
+  readonly kind: ScenarioKind;
+  readonly subscribers: number;
+  /** Events per second (fanout). */
+  readonly rate?: number;
+  /** Events per request (publish). */
+  readonly batch?: number;
+}
+
+export interface Latency {
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** What one run measured; fields depend on the scenario's kind. */
+export interface RunMetrics {
+  readonly connected: number;
+  readonly failedConnections: number;
+  readonly connectSeconds: number;
+  readonly rssPerConnectionKiB?: number;
+  readonly published?: number;
+  readonly deliveries?: number;
+  readonly lost?: number;
+  readonly deliveriesPerSecond?: number;
+  readonly cpuPerMillionDeliveries?: number;
+  readonly latencyMs?: Latency;
+  readonly publishedPerSecond?: number;
+  readonly cpuPerMillionPublished?: number;
+  /** CPU seconds per wall second of the server's processes during the window (1 = one core busy). */
+  readonly serverCpuLoad?: number;
+  /** The same for the load generator (its workers and the publisher); near 1, the client limits the figures. */
+  readonly clientCpuLoad?: number;
+}
+
+export interface RunSettings {
+  /** Measurement window of a fanout or publish run. */
+  readonly durationMs: number;
+  /** Core the server is pinned to, or undefined. */
+  readonly serverCpu: string | undefined;
+  readonly heraldArgs?: readonly string[];
+  /** Connections per generator process. */
+  readonly perWorker?: number;
+}
+
+const WORKER = fileURLToPath(new URL('./subscriber-worker.js', import.meta.url));
+const TOPIC = 'bench';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Subscriber processes, each holding its share of the connections from its own source address. */
+export class LoadGenerator {
+  private constructor(private readonly workers: ChildProcess[]) {}
+
+  static async start(connections: number, perWorker = 4000): Promise<LoadGenerator> {
+    const count = Math.max(1, Math.ceil(connections / perWorker));
+    const workers = Array.from({ length: count }, () => fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    await Promise.all(workers.map((worker) => new Promise((resolve) => worker.once('spawn', resolve))));
+    return new LoadGenerator(workers);
+  }
+
+  pids(): number[] {
+    return this.workers.map((worker) => worker.pid!).filter((pid) => pid !== undefined);
+  }
+
+  private ask<T extends WorkerReport>(worker: ChildProcess, message: object, type: T['type']): Promise<T> {
+    return new Promise((resolve) => {
+      const onMessage = (report: WorkerReport): void => {
+        if (report.type !== type) return;
+        worker.off('message', onMessage);
+        resolve(report as T);
+      };
+      worker.on('message', onMessage);
+      worker.send(message);
+    });
+  }
+
+  /** Opens `total` subscribers spread over the workers; resolves when every one has its response headers or failed. */
+  async connect(server: ServerUnderTest, total: number, concurrency: number): Promise<{ connected: number; failed: number; seconds: number; firstError?: string }> {
+    const started = performance.now();
+    const shares = this.workers.map((_, i) => Math.floor(total / this.workers.length) + (i < total % this.workers.length ? 1 : 0));
+    const reports = await Promise.all(
+      this.workers.map((worker, i) => {
+        const command: ConnectCommand = {
+          type: 'connect',
+          host: server.host,
+          port: server.port,
+          request: server.subscribeRequest(TOPIC),
+          count: shares[i]!,
+          localAddresses: [`127.0.0.${10 + i}`],
+          concurrency,
+          sampleEvery: 10,
+        };
+        return this.ask<Extract<WorkerReport, { type: 'connected' }>>(worker, command, 'connected');
+      }),
+    );
+    return {
+      connected: reports.reduce((n, r) => n + r.connected, 0),
+      failed: reports.reduce((n, r) => n + r.failed, 0),
+      seconds: (performance.now() - started) / 1000,
+      ...(reports.find((r) => r.firstError !== undefined) ? { firstError: reports.find((r) => r.firstError)!.firstError! } : {}),
+    };
+  }
+
+  reset(): void {
+    for (const worker of this.workers) worker.send({ type: 'reset' });
+  }
+
+  async counts(): Promise<{ events: number; latencies: number[]; open: number; lost: number }> {
+    const reports = await Promise.all(this.workers.map((worker) => this.ask<CountReport>(worker, { type: 'report' }, 'report')));
+    return {
+      events: reports.reduce((n, r) => n + r.events, 0),
+      latencies: reports.flatMap((r) => r.latencies),
+      open: reports.reduce((n, r) => n + r.open, 0),
+      lost: reports.reduce((n, r) => n + r.lost, 0),
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.workers.map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            if (worker.exitCode !== null) return resolve();
+            worker.once('exit', () => resolve());
+            worker.send({ type: 'close' });
+            setTimeout(() => worker.kill('SIGKILL'), 2000).unref();
+          }),
+      ),
+    );
+  }
+}
+
+/** Waits until `expected` events arrived, or until the count stops moving for a second. */
+async function settle(generator: LoadGenerator, expected: number): Promise<Awaited<ReturnType<LoadGenerator['counts']>>> {
+  let last = -1;
+  let still = 0;
+  for (let i = 0; i < 150; i++) {
+    const counts = await generator.counts();
+    if (counts.events >= expected) return counts;
+    still = counts.events === last ? still + 1 : 0;
+    if (still >= 10) return counts;
+    last = counts.events;
+    await sleep(100);
+  }
+  return generator.counts();
+}
+
+function cpuOf(pids: readonly number[]): number {
+  return sum(pids, cpuSeconds);
+}
+
+function latencyOf(samples: number[]): Latency | undefined {
+  if (samples.length === 0) return undefined;
+  const sorted = Float64Array.from(samples).sort();
+  return { p50: percentile(Array.from(sorted), 50), p99: percentile(Array.from(sorted), 99), max: sorted[sorted.length - 1]! };
+}
+
+/** Runs one scenario once against a fresh server. */
+export async function runScenario(name: ServerName, scenario: Scenario, settings: RunSettings): Promise<RunMetrics> {
+  const port = await freePort();
+  const server = await startServer(name, { port, cpu: settings.serverCpu, ...(settings.heraldArgs ? { heraldArgs: settings.heraldArgs } : {}) });
+  const generator = await LoadGenerator.start(scenario.subscribers, settings.perWorker);
+  try {
+    if (scenario.kind === 'idle') {
+      await sleep(1000);
+      const before = sum(server.pids(), rssBytes);
+      const opened = await generator.connect(server, scenario.subscribers, 200);
+      await sleep(2000);
+      const after = sum(server.pids(), rssBytes);
+      return {
+        connected: opened.connected,
+        failedConnections: opened.failed,
+        connectSeconds: opened.seconds,
+        rssPerConnectionKiB: (after - before) / Math.max(1, opened.connected) / 1024,
+      };
+    }
+
+    const opened = await generator.connect(server, scenario.subscribers, scenario.kind === 'storm' ? 1000 : 200);
+    const connection = { connected: opened.connected, failedConnections: opened.failed, connectSeconds: opened.seconds };
+    if (opened.failed > 0) process.stderr.write(`  ${name}: ${opened.failed} connections failed (${opened.firstError})\n`);
+    if (scenario.kind === 'storm') return connection;
+
+    const publisher = new Publisher(server, TOPIC, scenario.kind === 'publish' ? 32 : 8);
+    try {
+      if (scenario.kind === 'fanout') {
+        // Warm up (JIT, buffers), then measure from a clean count.
+        await publisher.atRate(scenario.rate!, 1000);
+        await settle(generator, publisher.published * opened.connected);
+        generator.reset();
+        await sleep(100);
+        const startPublished = publisher.published;
+        const serverCpu0 = cpuOf(server.pids());
+        const clientCpu0 = cpuOf(generator.pids()) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
+        const started = performance.now();
+        await publisher.atRate(scenario.rate!, settings.durationMs);
+        const published = publisher.published - startPublished;
+        const expected = published * opened.connected;
+        const counts = await settle(generator, expected);
+        const wall = (performance.now() - started) / 1000;
+        const serverCpu = cpuOf(server.pids()) - serverCpu0;
+        const clientCpu = cpuOf(generator.pids()) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 - clientCpu0;
+        const latency = latencyOf(counts.latencies);
+        return {
+          ...connection,
+          published,
+          deliveries: counts.events,
+          lost: Math.max(0, expected - counts.events) + (publisher.failed > 0 ? publisher.failed * opened.connected : 0),
+          deliveriesPerSecond: counts.events / (settings.durationMs / 1000),
+          cpuPerMillionDeliveries: serverCpu / (counts.events / 1e6),
+          ...(latency ? { latencyMs: latency } : {}),
+          serverCpuLoad: serverCpu / wall,
+          clientCpuLoad: clientCpu / wall,
+        };
+      }
+      // publish: as fast as the server acknowledges, with subscribers receiving.
+      const batch = scenario.batch ?? 1;
+      if (batch > 1 && !publisher.canBatch) return { ...connection, publishedPerSecond: Number.NaN };
+      const serverCpu0 = cpuOf(server.pids());
+      const started = performance.now();
+      await publisher.saturate(settings.durationMs, 32, batch);
+      const wall = (performance.now() - started) / 1000;
+      const serverCpu = cpuOf(server.pids()) - serverCpu0;
+      return {
+        ...connection,
+        published: publisher.published,
+        publishedPerSecond: publisher.published / wall,
+        cpuPerMillionPublished: serverCpu / (publisher.published / 1e6),
+        serverCpuLoad: serverCpu / wall,
+      };
+    } finally {
+      publisher.close();
+    }
+  } finally {
+    await generator.close();
+    await server.stop();
+  }
+}
