@@ -84,8 +84,17 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/**
+ * Each generator takes a fresh /24 of loopback source addresses. Binding to an
+ * address whose ports are full of TIME_WAIT sockets from an earlier run makes
+ * the kernel's port search crawl, which would slow every connect that follows.
+ */
+let generation = Math.floor(Math.random() * 250);
+
 /** Subscriber processes, each holding its share of the connections from its own source address. */
 export class LoadGenerator {
+  private readonly subnet = `127.${(generation++ % 250) + 1}`;
+
   private constructor(private readonly workers: ChildProcess[]) {}
 
   static async start(connections: number, perWorker = 4000): Promise<LoadGenerator> {
@@ -123,7 +132,7 @@ export class LoadGenerator {
           port: server.port,
           request: server.subscribeRequest(TOPIC),
           count: shares[i]!,
-          localAddresses: [`127.0.0.${10 + i}`],
+          localAddresses: [`${this.subnet}.${i}.10`],
           concurrency,
           sampleEvery: 10,
         };

@@ -69,6 +69,18 @@ function countMarkers(buffer: Buffer, end: number): number {
   return count;
 }
 
+/** Markers that begin in the previous read's tail and end in this read. */
+function splitMarkers(tail: Buffer, tailLength: number, chunk: Buffer, end: number): number {
+  let count = 0;
+  for (let inTail = 1; inTail < MARKER.length; inTail++) {
+    const inChunk = MARKER.length - inTail;
+    if (inTail > tailLength || inChunk > end) continue;
+    if (tail.compare(MARKER, 0, inTail, tailLength - inTail, tailLength) !== 0) continue;
+    if (chunk.compare(MARKER, inTail, MARKER.length, 0, inChunk) === 0) count++;
+  }
+  return count;
+}
+
 function recordLatency(ms: number): void {
   seenSamples++;
   if (latencies.length < MAX_SAMPLES) latencies.push(ms);
@@ -97,7 +109,8 @@ function openOne(command: ConnectCommand, index: number): Promise<boolean> {
     let headersDone = false;
     let head = '';
     /** The end of the previous read, so a marker split across two reads is still counted. */
-    let tail = Buffer.alloc(0);
+    const tail = Buffer.alloc(MARKER.length - 1);
+    let tailLength = 0;
     const socket = connect({
       host: command.host,
       port: command.port,
@@ -124,10 +137,10 @@ function openOne(command: ConnectCommand, index: number): Promise<boolean> {
             finish(true);
           }
           if (end === 0) return true;
-          const joined = Buffer.concat([tail, chunk.subarray(0, Math.min(end, MARKER.length - 1))]);
-          events += countMarkers(joined, joined.length) + countMarkers(chunk, end);
+          events += splitMarkers(tail, tailLength, chunk, end) + countMarkers(chunk, end);
           if (sampled) readStamps(chunk, end);
-          tail = Buffer.from(chunk.subarray(Math.max(0, end - (MARKER.length - 1)), end));
+          tailLength = Math.min(tail.length, end);
+          chunk.copy(tail, 0, end - tailLength, end);
           return true;
         },
       },

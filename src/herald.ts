@@ -2,9 +2,10 @@
  * `createHub()`: the hub core, its HTTP layer and an optional server of its own.
  */
 
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net';
 import { resolveOptions, type HeraldOptions, type ResolvedOptions } from './config/options.js';
+import { FrontDoor } from './http/front-door.js';
 import { HttpLayer, type RequestHandler } from './http/handler.js';
 import { Hub, type HubCounters, type Published } from './hub/hub.js';
 import type { PublishMessage, TextMessageMeta } from './hub/messages.js';
@@ -18,11 +19,19 @@ export interface HeraldParts {
 }
 
 export interface Listening {
+  /** The listening server; its connections go to Herald's front door, then to a `node:http` server. */
   readonly server: Server;
   /** e.g. `http://127.0.0.1:3004` */
   readonly url: string;
   readonly port: number;
 }
+
+/**
+ * Pending connections the kernel queues before accepting. Node's default (511)
+ * overflows in a reconnect storm, and each dropped SYN costs the client a
+ * one-second retransmit; the kernel caps this at `net.core.somaxconn`.
+ */
+const LISTEN_BACKLOG = 4096;
 
 /** How long a publisher may take to send its body before it gets `408`. */
 const BODY_TIMEOUT_MS = 30_000;
@@ -39,6 +48,8 @@ export class Herald {
   readonly handler: RequestHandler;
   private readonly http: HttpLayer;
   private server: Server | undefined;
+  private frontDoor: FrontDoor | undefined;
+  private httpServer: ReturnType<typeof createHttpServer> | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions, parts: HeraldParts = {}) {
@@ -67,11 +78,18 @@ export class Herald {
   /** Starts a `node:http` server of its own on `port` and `host` (default: the options'). */
   listen(port: number = this.options.port, host: string = this.options.host): Promise<Listening> {
     if (this.server !== undefined) return Promise.reject(new Error('the hub is already listening'));
-    const server = createServer({ noDelay: true }, this.handler);
+    const http = createHttpServer({ noDelay: true }, this.handler);
+    // This server never listens itself (the front door hands it connections), so start
+    // its header and request timeouts the way `listen` would.
+    http.emit('listening');
+    const frontDoor = new FrontDoor(this.hub, http, this.options.basePath);
+    const server = createNetServer({ noDelay: true }, frontDoor.accept);
     this.server = server;
+    this.httpServer = http;
+    this.frontDoor = frontDoor;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => {
+      server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', reject);
         const address = server.address() as AddressInfo;
         const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -91,14 +109,18 @@ export class Herald {
   }
 
   private async shutdown(): Promise<void> {
-    const server = this.server;
+    const { server, httpServer: http, frontDoor } = this;
     const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
     await this.http.drain(this.options.shutdownTimeout);
     await this.hub.close();
-    if (server !== undefined) {
-      server.closeIdleConnections();
-      // Connections still busy after a grace period (a stalled upload, say) are cut.
-      const force = setTimeout(() => server.closeAllConnections(), 500);
+    if (http !== undefined && frontDoor !== undefined) {
+      http.close();
+      http.closeIdleConnections();
+      // Connections still busy after a grace period (a stalled upload, a client that stopped reading) are cut.
+      const force = setTimeout(() => {
+        http.closeAllConnections();
+        frontDoor.destroyAll();
+      }, 500);
       force.unref();
       await serverClosed;
       clearTimeout(force);

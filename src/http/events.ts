@@ -13,11 +13,15 @@ import type { Socket } from 'node:net';
 import type { Hub } from '../hub/hub.js';
 import type { StreamSink } from '../hub/sink.js';
 
-/** One small object per stream; methods live on the prototype, not in per-connection closures. */
-class SocketSink implements StreamSink {
+/**
+ * A stream written straight to its socket. One small object per stream;
+ * methods live on the prototype, not in per-connection closures.
+ */
+export class SocketSink implements StreamSink {
   constructor(
-    private readonly res: ServerResponse,
     private readonly socket: Socket,
+    /** The response, when Node's HTTP server owns the connection; it ends the exchange. */
+    private readonly res?: ServerResponse,
   ) {}
 
   write(chunk: Buffer | string): boolean {
@@ -44,7 +48,8 @@ class SocketSink implements StreamSink {
 
   end(): void {
     // The response has no length and no chunking, so ending it closes the connection.
-    if (!this.res.writableEnded) this.res.end();
+    if (this.res === undefined) this.socket.end();
+    else if (!this.res.writableEnded) this.res.end();
   }
 
   destroy(): void {
@@ -68,14 +73,23 @@ function openStream(req: IncomingMessage, res: ServerResponse): StreamSink {
   res.removeHeader('Transfer-Encoding');
   res.writeHead(200, { ...STREAM_HEADERS, Connection: 'close' });
   res.flushHeaders();
-  return new SocketSink(res, socket);
+  return new SocketSink(socket, res);
+}
+
+/**
+ * The subscription a `GET /events` asks for: `topic` selectors, and the id to
+ * resume after (the `Last-Event-ID` header wins over `?lastEventId=`, which
+ * serves first connections: an `EventSource` cannot set headers).
+ */
+export function subscriptionOf(query: URLSearchParams, lastEventIdHeader: string | string[] | undefined): { selectors: string[]; lastEventId: string | undefined } {
+  const header = typeof lastEventIdHeader === 'string' && lastEventIdHeader !== '' ? lastEventIdHeader : undefined;
+  return { selectors: query.getAll('topic'), lastEventId: header ?? (query.get('lastEventId') || undefined) };
 }
 
 /** Throws a HeraldError (bad selector, too many connections, shutdown) before any byte is written. */
 export function handleEvents(hub: Hub, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
-  const header = req.headers['last-event-id'];
-  const lastEventId = (typeof header === 'string' && header !== '' ? header : undefined) ?? (query.get('lastEventId') || undefined);
-  const subscriber = hub.subscribe({ selectors: query.getAll('topic'), lastEventId, open: () => openStream(req, res) });
+  const request = subscriptionOf(query, req.headers['last-event-id']);
+  const subscriber = hub.subscribe({ ...request, open: () => openStream(req, res) });
   // Socket errors (a reset mid-write) are handled by the HTTP server, which destroys the socket; `close` cleans up.
   res.once('close', () => hub.unsubscribe(subscriber));
 }

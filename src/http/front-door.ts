@@ -1,0 +1,158 @@
+/**
+ * The standalone server's front door. Every connection starts here:
+ *
+ * - a request that is plainly `GET <basePath>/events` over HTTP/1.x, with no
+ *   body and nothing after its head, is served right on the socket: no HTTP
+ *   parser, request or response object stays behind for the stream's life,
+ *   which more than halves the memory an idle stream holds;
+ * - anything else, and anything this reader is not sure of, goes to Node's
+ *   HTTP server untouched (the bytes read so far are put back first), which
+ *   answers it as usual, errors included.
+ *
+ * The hub's behaviour is the same on both paths; only the bytes of the
+ * response head are written here by hand.
+ */
+
+import { STATUS_CODES, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { HeraldError } from '../errors.js';
+import type { Hub } from '../hub/hub.js';
+import { SocketSink, STREAM_HEADERS, subscriptionOf } from './events.js';
+
+/** Node's default `maxHeaderSize`: a longer head goes to Node, which answers 431. */
+const MAX_HEAD_BYTES = 16 * 1024;
+/** How long a client may take to send its request head (slowloris). */
+const HEAD_TIMEOUT_MS = 30_000;
+const HEAD_END = Buffer.from('\r\n\r\n');
+const GET = Buffer.from('GET /');
+const REQUEST_LINE = /^GET (\/[^\s]*) HTTP\/1\.[01]$/;
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
+
+const STREAM_HEAD_FIELDS = Object.entries({ ...STREAM_HEADERS, Connection: 'close' })
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join('');
+
+function ignore(): void {}
+
+export class FrontDoor {
+  private readonly streams = new Set<Socket>();
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly http: Server,
+    private readonly basePath: string,
+  ) {}
+
+  /** The `connection` listener of the listening server. */
+  readonly accept = (socket: Socket): void => {
+    socket.setNoDelay(true);
+    socket.setTimeout(HEAD_TIMEOUT_MS);
+    let head: Buffer = Buffer.alloc(0);
+    const onTimeout = (): void => {
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer): void => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      // Only `GET /…` can take the fast path; decide on the first bytes when possible.
+      const prefix = Math.min(head.length, GET.length);
+      if (head.compare(GET, 0, prefix, 0, prefix) !== 0) return handOff();
+      const end = head.indexOf(HEAD_END);
+      // Too long a head is Node's to refuse (431), whether or not it is complete.
+      if ((end === -1 ? head.length : end) > MAX_HEAD_BYTES) return handOff();
+      if (end === -1) return;
+      // Anything after the head (a body, a pipelined request) is Node's to judge.
+      if (end + HEAD_END.length !== head.length) return handOff();
+      const request = parseHead(head.toString('latin1', 0, end), this.basePath);
+      if (request === undefined) return handOff();
+      detach();
+      this.serve(socket, request);
+    };
+    const detach = (): void => {
+      socket.off('data', onData);
+      socket.off('timeout', onTimeout);
+      socket.setTimeout(0);
+    };
+    const handOff = (): void => {
+      detach();
+      socket.pause();
+      if (head.length > 0) socket.unshift(head);
+      this.http.emit('connection', socket);
+      socket.resume();
+    };
+    socket.on('data', onData);
+    socket.on('timeout', onTimeout);
+    // Errors before the hand-off (a reset) end here; Node's server adds its own handler after.
+    socket.on('error', ignore);
+  };
+
+  private serve(socket: Socket, request: ParsedHead): void {
+    let subscriber;
+    try {
+      subscriber = this.hub.subscribe({
+        ...subscriptionOf(request.query, request.lastEventId),
+        open: () => {
+          socket.write(`HTTP/1.1 200 OK\r\n${STREAM_HEAD_FIELDS}Date: ${new Date().toUTCString()}\r\n\r\n`);
+          return new SocketSink(socket);
+        },
+      });
+    } catch (error) {
+      answerError(socket, error);
+      return;
+    }
+    this.streams.add(socket);
+    // The client has nothing more to say; reading on lets us see it leave.
+    socket.on('data', ignore);
+    socket.once('close', () => {
+      this.streams.delete(socket);
+      this.hub.unsubscribe(subscriber);
+    });
+  }
+
+  /** Cuts the streams still open (used after a graceful end had its chance). */
+  destroyAll(): void {
+    for (const socket of this.streams) socket.destroy();
+  }
+}
+
+interface ParsedHead {
+  readonly query: URLSearchParams;
+  readonly lastEventId: string | undefined;
+}
+
+/** Reads a request head that can take the fast path; `undefined` for anything else. */
+function parseHead(text: string, basePath: string): ParsedHead | undefined {
+  const lines = text.split('\r\n');
+  const match = REQUEST_LINE.exec(lines[0]!);
+  if (match === null) return undefined;
+  const target = match[1]!;
+  const queryAt = target.indexOf('?');
+  let path = queryAt === -1 ? target : target.slice(0, queryAt);
+  if (basePath !== '' && path.startsWith(`${basePath}/`)) path = path.slice(basePath.length);
+  if (path !== '/events') return undefined;
+  let lastEventId: string | undefined;
+  for (let i = 1; i < lines.length; i++) {
+    const header = HEADER_LINE.exec(lines[i]!);
+    // Folded or malformed lines: let Node's parser decide.
+    if (header === null) return undefined;
+    const name = header[1]!.toLowerCase();
+    // A body or a protocol switch is not a plain subscription.
+    if (name === 'content-length' || name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') return undefined;
+    if (name === 'last-event-id') {
+      if (lastEventId !== undefined) return undefined;
+      // Read as latin1, as Node's parser reads header values, so both paths see the same id.
+      lastEventId = header[2]!;
+    }
+  }
+  return { query: new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1)), lastEventId };
+}
+
+function answerError(socket: Socket, error: unknown): void {
+  const known = error instanceof HeraldError ? error : new HeraldError('HERALD_ERR_INTERNAL', 'an unexpected error occurred');
+  const body = JSON.stringify(known.toJSON());
+  const extra = Object.entries(known.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(
+    `HTTP/1.1 ${known.status} ${STATUS_CODES[known.status] ?? ''}\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Cache-Control: no-store\r\n${extra}Connection: close\r\nDate: ${new Date().toUTCString()}\r\n\r\n${body}`,
+  );
+}
