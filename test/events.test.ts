@@ -11,7 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { EventSource } from 'eventsource';
 import { createHub, MemoryEventLog, type EventDraft, type EventLog, type ResumeResult, type StoredEvent } from '../src/index.js';
-import { SseTap, sleep, startHub, trigger, type RunningHub } from './helpers.js';
+import { SseTap, sleep, startHub, trigger, withHub, type RunningHub } from './helpers.js';
 
 // ---------------------------------------------------------------------------
 // Local helpers
@@ -115,15 +115,6 @@ class RawStream {
 /** The events of a tap without the hub's comments, as [id, event, data]. */
 function triples(tap: SseTap): [string | undefined, string | undefined, string][] {
   return tap.events.map((e) => [e.id, e.event, e.data]);
-}
-
-async function withHub(options: Parameters<typeof startHub>[0], body: (hub: RunningHub) => Promise<void>): Promise<void> {
-  const hub = await startHub(options);
-  try {
-    await body(hub);
-  } finally {
-    await hub.close();
-  }
 }
 
 // ---------------------------------------------------------------------------

@@ -26,6 +26,16 @@ export async function startHub(options: HeraldOptions = {}): Promise<RunningHub>
   return { herald, url, port, close: () => herald.close() };
 }
 
+/** Runs `body` against a fresh hub and closes the hub afterwards, whatever happens. */
+export async function withHub(options: HeraldOptions, body: (hub: RunningHub) => Promise<void>): Promise<void> {
+  const hub = await startHub(options);
+  try {
+    await body(hub);
+  } finally {
+    await hub.close();
+  }
+}
+
 export interface PublishResult {
   readonly status: number;
   readonly headers: Headers;

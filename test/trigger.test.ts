@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
 import { createHub, type Herald } from '../src/index.js';
-import { SseTap, sleep, startHub, trigger, type RunningHub } from './helpers.js';
+import { SseTap, sleep, startHub, trigger, withHub, type RunningHub } from './helpers.js';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -66,15 +66,6 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
     await sleep(everyMs);
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-async function withHub(options: Parameters<typeof startHub>[0], body: (hub: RunningHub) => Promise<void>): Promise<void> {
-  const hub = await startHub(options);
-  try {
-    await body(hub);
-  } finally {
-    await hub.close();
-  }
 }
 
 interface NodeAnswer {
