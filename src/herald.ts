@@ -11,6 +11,7 @@ import { Hub, type HubCounters, type Published } from './hub/hub.js';
 import type { PublishMessage, TextMessageMeta } from './hub/messages.js';
 import type { EventLog } from './log/event-log.js';
 import { MemoryEventLog } from './log/memory-log.js';
+import { SqliteEventLog } from './log/sqlite-log.js';
 
 /** Parts a library user may supply instead of the defaults. */
 export interface HeraldParts {
@@ -54,7 +55,7 @@ export class Herald {
 
   constructor(options: ResolvedOptions, parts: HeraldParts = {}) {
     this.options = options;
-    this.hub = new Hub(options, parts.eventLog ?? new MemoryEventLog({ capacity: options.history }));
+    this.hub = new Hub(options, parts.eventLog ?? defaultEventLog(options));
     this.http = new HttpLayer(this.hub, { maxBody: options.maxBody, basePath: options.basePath, bodyTimeout: BODY_TIMEOUT_MS });
     this.handler = this.http.handle;
   }
@@ -126,6 +127,14 @@ export class Herald {
       clearTimeout(force);
     }
   }
+}
+
+/** History in the SQLite file of `--store`, or in memory. */
+function defaultEventLog(options: ResolvedOptions): EventLog {
+  if (options.store !== '') {
+    return new SqliteEventLog({ path: options.store, capacity: options.history, maxAgeMs: options.historyTtl });
+  }
+  return new MemoryEventLog({ capacity: options.history, maxAgeMs: options.historyTtl });
 }
 
 /**

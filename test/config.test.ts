@@ -89,6 +89,8 @@ describe('resolveOptions', () => {
         maxBuffer: 4 * 1024 ** 2,
         shutdownTimeout: 4000,
         basePath: '',
+        historyTtl: 0,
+        store: '',
       },
     );
     assert.deepEqual({ ...resolveOptions({}) }, { ...resolveOptions() });
@@ -115,10 +117,15 @@ describe('resolveOptions', () => {
       maxBuffer: 2048,
       shutdownTimeout: '1m',
       basePath: '/herald',
+      historyTtl: '24h',
+      store: 'herald.db',
     });
     assert.deepEqual(
       { ...options },
-      { port: 8080, host: '::1', heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048, shutdownTimeout: 60_000, basePath: '/herald' },
+      {
+        port: 8080, host: '::1', heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
+        shutdownTimeout: 60_000, basePath: '/herald', historyTtl: 86_400_000, store: 'herald.db',
+      },
     );
   });
 
@@ -160,6 +167,7 @@ describe('resolveOptions', () => {
     [{ basePath: '/herald/' }, 'basePath'],
     [{ basePath: '/' }, 'basePath'],
     [{ basePath: '/a b' }, 'basePath'],
+    [{ historyTtl: 'a day' }, 'historyTtl'],
   ];
   for (const [input, key] of invalid) {
     test(`rejects ${JSON.stringify(input, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v))} naming "${key}"`, () => {

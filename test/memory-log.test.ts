@@ -68,3 +68,17 @@ test('a batch reaches tail listeners once, in order', async () => {
   await log.append([draft(3)]);
   assert.deepEqual(seen, [['1', '2']]);
 });
+
+test('with maxAgeMs, old events leave the ring and resuming before them is expired', async () => {
+  let now = 10_000;
+  const log = new MemoryEventLog({ capacity: 10, maxAgeMs: 1000, now: () => now });
+  const [old] = await log.append([draft(1)]);
+  now += 800;
+  const [recent] = await log.append([draft(2)]);
+  now += 400;
+  log.trimByAge();
+  assert.deepEqual(log.stats(), { size: 1, oldestId: recent!.id, newestId: recent!.id });
+  assert.deepEqual(await log.readAfter(old!.id), { status: 'complete', events: [recent] });
+  assert.equal((await log.readAfter('9999-0')).status, 'expired');
+  await log.close();
+});

@@ -31,6 +31,10 @@ export interface HeraldOptions {
   maxBuffer?: Size;
   /** How long shutdown waits for in-flight publishes before closing anyway. Default `4s`. */
   shutdownTimeout?: Duration;
+  /** A SQLite file that keeps history across restarts; none: history lives in memory. */
+  store?: string;
+  /** Events older than this are dropped from history; `0` keeps them regardless of age. Default `0`. */
+  historyTtl?: Duration;
   /** A path prefix the handler strips, e.g. `/herald` when mounted there without a framework that strips it. Default none. */
   basePath?: string;
 }
@@ -47,9 +51,11 @@ export interface ResolvedOptions {
   readonly maxBuffer: number;
   readonly shutdownTimeout: number;
   readonly basePath: string;
+  readonly store: string;
+  readonly historyTtl: number;
 }
 
-type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path';
+type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path' | 'file';
 
 export interface OptionSpec {
   readonly key: keyof ResolvedOptions;
@@ -72,6 +78,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'heartbeat', flag: 'heartbeat', env: ['HERALD_HEARTBEAT'], kind: 'duration', defaultValue: 30_000, min: 0, max: MAX_TIMER_MS, description: 'comment sent on idle streams this often (0 turns it off)' },
   { key: 'retry', flag: 'retry', env: ['HERALD_RETRY'], kind: 'duration', defaultValue: 3000, min: 0, max: MAX_TIMER_MS, description: 'reconnection delay sent to clients (the retry: field)' },
   { key: 'history', flag: 'history', env: ['HERALD_HISTORY'], kind: 'integer', defaultValue: 10_000, min: 0, max: 10_000_000, description: 'events kept for resume with Last-Event-ID' },
+  { key: 'historyTtl', flag: 'history-ttl', env: ['HERALD_HISTORY_TTL'], kind: 'duration', defaultValue: 0, min: 0, max: 10 * 365 * 86_400_000, description: 'events older than this leave history, e.g. 24h (0 keeps them regardless of age)' },
+  { key: 'store', flag: 'store', env: ['HERALD_STORE'], kind: 'file', defaultValue: '', min: 0, max: 0, description: 'SQLite file keeping history across restarts (none: in memory)' },
   { key: 'maxConnections', flag: 'max-connections', env: ['HERALD_MAX_CONNECTIONS'], kind: 'integer', defaultValue: 10_000, min: 1, max: 10_000_000, description: 'open streams at most; more get 503 with Retry-After' },
   { key: 'maxBody', flag: 'max-body', env: ['HERALD_MAX_BODY'], kind: 'size', defaultValue: 1024 ** 2, min: 1, max: 1024 ** 3, description: 'largest POST /trigger body; larger gets 413' },
   { key: 'maxBuffer', flag: 'max-buffer', env: ['HERALD_MAX_BUFFER'], kind: 'size', defaultValue: 4 * 1024 ** 2, min: 1024, max: 1024 ** 3, description: 'bytes queued for one subscriber before it is dropped as too slow' },
@@ -85,10 +93,12 @@ const EXPECTED: Record<Kind, string> = {
   size: 'a size such as 512kb, 1mb or a number of bytes',
   host: 'a host name or IP address',
   path: 'a path such as /herald (starting with "/", not ending with one)',
+  file: 'a file path',
 };
 
 function convert(kind: Kind, value: number | string): number | string | undefined {
   if (kind === 'host') return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+  if (kind === 'file') return typeof value === 'string' ? value : undefined;
   if (kind === 'path') {
     if (typeof value !== 'string') return undefined;
     return value === '' || /^(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.test(value) ? value : undefined;

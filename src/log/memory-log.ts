@@ -13,6 +13,8 @@ interface Entry {
 export interface MemoryLogOptions {
   /** How many events to keep for resume; 0 keeps none. */
   readonly capacity: number;
+  /** Events older than this many ms are dropped; 0 or absent keeps them regardless of age. */
+  readonly maxAgeMs?: number;
   /** The clock; tests replace it. */
   readonly now?: () => number;
 }
@@ -32,6 +34,8 @@ export class MemoryEventLog implements EventLog {
   private horizon: EventId;
   private newest: EventId;
   private readonly listeners = new Set<TailListener>();
+  private readonly maxAgeMs: number;
+  private readonly trimTimer: NodeJS.Timeout | undefined;
 
   constructor(options: MemoryLogOptions) {
     this.capacity = options.capacity;
@@ -42,6 +46,22 @@ export class MemoryEventLog implements EventLog {
     this.newest = this.horizon;
     this.ids = new EventIdGenerator(this.horizon);
     this.ring = new Array<Entry | undefined>(this.capacity);
+    this.maxAgeMs = options.maxAgeMs ?? 0;
+    if (this.maxAgeMs > 0) {
+      this.trimTimer = setInterval(() => this.trimByAge(), Math.min(1000, this.maxAgeMs));
+      this.trimTimer.unref();
+    }
+  }
+
+  /** Drops events older than `maxAgeMs` from the head of the ring. */
+  trimByAge(): void {
+    const cutoff = this.now() - this.maxAgeMs;
+    while (this.size > 0 && this.at(0).key.ms < cutoff) {
+      this.horizon = this.at(0).key;
+      this.ring[this.head] = undefined;
+      this.head = (this.head + 1) % this.capacity;
+      this.size--;
+    }
   }
 
   async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
@@ -107,6 +127,7 @@ export class MemoryEventLog implements EventLog {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.trimTimer);
     this.listeners.clear();
   }
 }

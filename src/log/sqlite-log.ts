@@ -1,0 +1,211 @@
+/**
+ * The durable store: history in a SQLite file (WAL mode), so acknowledged
+ * events survive a restart or a crash.
+ *
+ * An append commits before it resolves, and the hub answers `202` only after
+ * that: an acknowledged event is in the file. With `synchronous = NORMAL` in
+ * WAL mode a commit survives the process being killed (SIGKILL, a crash); a
+ * power cut or kernel crash may lose the last commits, unless `sync: 'full'`
+ * makes every commit wait for the disk.
+ *
+ * Ids keep the memory log's scheme and continue after the newest stored id,
+ * so an id handed out before a restart keeps its meaning after it.
+ */
+
+import Database from 'better-sqlite3';
+import { HeraldError } from '../errors.js';
+import type { EventDraft, EventLog, EventLogStats, ResumeResult, StoredEvent, TailListener } from './event-log.js';
+import { compareEventIds, EventIdGenerator, formatEventId, parseEventId, type EventId } from './event-id.js';
+
+export interface SqliteLogOptions {
+  /** The database file; created when missing. */
+  readonly path: string;
+  /** Events kept at most; older ones are trimmed. */
+  readonly capacity: number;
+  /** Events older than this many ms are trimmed; 0 keeps them regardless of age. */
+  readonly maxAgeMs: number;
+  /** `normal`: durable across process crashes; `full`: across power loss too, slower. */
+  readonly sync?: 'normal' | 'full';
+  /** How often age and count trimming run in the background. */
+  readonly trimIntervalMs?: number;
+  readonly now?: () => number;
+}
+
+interface Row {
+  ms: number;
+  n: number;
+  topic: string | null;
+  type: string | null;
+  data: string;
+}
+
+/** Rows deleted per trimming step, so a large backlog never holds the event loop long. */
+const TRIM_BATCH = 5000;
+
+export class SqliteEventLog implements EventLog {
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private readonly ids: EventIdGenerator;
+  private readonly listeners = new Set<TailListener>();
+  private readonly capacity: number;
+  private readonly maxAgeMs: number;
+  private readonly trimTimer: NodeJS.Timeout;
+  private size: number;
+  /** Everything at or before this id is gone (trimmed, or from before the store existed). */
+  private horizon: EventId;
+  private newest: EventId;
+  private readonly statements;
+
+  constructor(options: SqliteLogOptions) {
+    this.now = options.now ?? Date.now;
+    this.capacity = options.capacity;
+    this.maxAgeMs = options.maxAgeMs;
+    try {
+      this.db = new Database(options.path);
+    } catch (error) {
+      throw new HeraldError('HERALD_ERR_INVALID_OPTION', `cannot open the store ${JSON.stringify(options.path)}: ${(error as Error).message}`);
+    }
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS events (
+        ms INTEGER NOT NULL, n INTEGER NOT NULL, topic TEXT, type TEXT, data TEXT NOT NULL,
+        PRIMARY KEY (ms, n)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, ms INTEGER NOT NULL, n INTEGER NOT NULL) WITHOUT ROWID;
+    `);
+    this.statements = {
+      insert: this.db.prepare('INSERT INTO events (ms, n, topic, type, data) VALUES (?, ?, ?, ?, ?)'),
+      setMeta: this.db.prepare('INSERT INTO meta (key, ms, n) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET ms = excluded.ms, n = excluded.n'),
+      getMeta: this.db.prepare<[string], { ms: number; n: number }>('SELECT ms, n FROM meta WHERE key = ?'),
+      count: this.db.prepare<[], { size: number }>('SELECT count(*) AS size FROM events'),
+      after: this.db.prepare<[number, number], Row>('SELECT ms, n, topic, type, data FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n'),
+      oldestN: this.db.prepare<[number], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1 OFFSET ?'),
+      first: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1'),
+      last: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms DESC, n DESC LIMIT 1'),
+      deleteThrough: this.db.prepare('DELETE FROM events WHERE (ms, n) <= (?, ?)'),
+      lastBefore: this.db.prepare<[number, number], { ms: number; n: number }>(
+        'SELECT ms, n FROM events WHERE (ms, n) < (?, ?) ORDER BY ms DESC, n DESC LIMIT 1',
+      ),
+    };
+
+    const storedHorizon = this.statements.getMeta.get('horizon');
+    const storedNewest = this.statements.getMeta.get('newest');
+    if (storedHorizon === undefined || storedNewest === undefined) {
+      // A new store knows nothing before now.
+      this.horizon = { ms: this.now(), seq: -1 };
+      this.newest = this.horizon;
+      this.saveMeta('horizon', this.horizon);
+      this.saveMeta('newest', this.newest);
+    } else {
+      this.horizon = toId(storedHorizon);
+      this.newest = toId(storedNewest);
+    }
+    this.ids = new EventIdGenerator(this.newest);
+    this.size = this.statements.count.get()!.size;
+    this.trim();
+    this.trimTimer = setInterval(() => this.trim(), options.trimIntervalMs ?? 1000);
+    this.trimTimer.unref();
+  }
+
+  private saveMeta(key: 'horizon' | 'newest', id: EventId): void {
+    this.statements.setMeta.run(key, id.ms, id.seq);
+  }
+
+  private readonly insertBatch = (drafts: readonly EventDraft[], keys: EventId[]): void => {
+    for (let i = 0; i < drafts.length; i++) {
+      const draft = drafts[i]!;
+      const key = keys[i]!;
+      this.statements.insert.run(key.ms, key.seq, draft.topic ?? null, draft.event ?? null, draft.data);
+    }
+    this.saveMeta('newest', keys[keys.length - 1]!);
+  };
+
+  async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
+    const now = this.now();
+    const keys = drafts.map(() => this.ids.next(now));
+    // One transaction per batch: all of it is kept, or none.
+    this.db.transaction(this.insertBatch)(drafts, keys);
+    this.newest = keys[keys.length - 1]!;
+    this.size += drafts.length;
+    if (this.size > this.capacity) this.trimToCapacity();
+    const stored = drafts.map((draft, i): StoredEvent => ({ id: formatEventId(keys[i]!), topic: draft.topic, event: draft.event, data: draft.data }));
+    for (const listener of this.listeners) listener(stored);
+    return stored;
+  }
+
+  async readAfter(lastEventId: string): Promise<ResumeResult> {
+    const after = parseEventId(lastEventId);
+    if (after === undefined || compareEventIds(after, this.newest) > 0) return { status: 'unknown', events: [] };
+    const status = compareEventIds(after, this.horizon) < 0 ? 'expired' : 'complete';
+    const from = status === 'expired' ? this.horizon : after;
+    const events = this.statements.after.all(from.ms, from.seq).map(toStoredEvent);
+    return { status, events };
+  }
+
+  /** Drops the oldest events past `capacity`, remembering the newest one dropped as the horizon. */
+  private trimToCapacity(): void {
+    const excess = Math.min(this.size - this.capacity, TRIM_BATCH);
+    if (excess <= 0) return;
+    const through = this.statements.oldestN.get(excess - 1);
+    if (through !== undefined) this.dropThrough(toId(through));
+  }
+
+  private dropThrough(id: EventId): void {
+    this.db.transaction(() => {
+      const deleted = this.statements.deleteThrough.run(id.ms, id.seq).changes;
+      this.size -= deleted;
+      if (compareEventIds(id, this.horizon) > 0) {
+        this.horizon = id;
+        this.saveMeta('horizon', id);
+      }
+    })();
+  }
+
+  /** Background trimming by count and by age, in bounded steps. */
+  trim(): void {
+    if (this.size > this.capacity) this.trimToCapacity();
+    if (this.maxAgeMs > 0) {
+      const expired = this.statements.lastBefore.get(this.now() - this.maxAgeMs, 0);
+      if (expired === undefined) return;
+      // At most one batch per step; the next tick takes the rest.
+      const batchEnd = this.statements.oldestN.get(TRIM_BATCH - 1);
+      const through = batchEnd !== undefined && compareEventIds(toId(batchEnd), toId(expired)) < 0 ? batchEnd : expired;
+      this.dropThrough(toId(through));
+    }
+  }
+
+  tail(listener: TailListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  stats(): EventLogStats {
+    const first = this.statements.first.get();
+    const last = this.statements.last.get();
+    return {
+      size: this.size,
+      oldestId: first === undefined ? undefined : formatEventId(toId(first)),
+      newestId: last === undefined ? undefined : formatEventId(toId(last)),
+    };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.trimTimer);
+    this.listeners.clear();
+    if (this.db.open) this.db.close();
+  }
+}
+
+function toId(row: { ms: number; n: number }): EventId {
+  return { ms: row.ms, seq: row.n };
+}
+
+function toStoredEvent(row: Row): StoredEvent {
+  return {
+    id: formatEventId({ ms: row.ms, seq: row.n }),
+    topic: row.topic ?? undefined,
+    event: row.type ?? undefined,
+    data: row.data,
+  };
+}
