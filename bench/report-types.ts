@@ -3,7 +3,6 @@
  */
 
 import type { RunMetrics, Scenario } from './harness.js';
-import type { ServerName } from './servers.js';
 
 export interface MachineInfo {
   readonly cpu: string;
@@ -16,8 +15,8 @@ export interface MachineInfo {
 
 export interface ScenarioResult {
   readonly scenario: Scenario;
-  /** Every run's figures, per server (a server absent here was not run). */
-  readonly runs: Partial<Record<ServerName, RunMetrics[]>>;
+  /** Every run's figures, per column: a server, or a configuration of Herald (absent: not run). */
+  readonly runs: Partial<Record<string, RunMetrics[]>>;
 }
 
 export interface BenchReport {
@@ -26,6 +25,7 @@ export interface BenchReport {
   readonly command: string;
   readonly machine: MachineInfo;
   readonly settings: { readonly runs: number; readonly durationMs: number; readonly serverCpu: string | undefined };
-  readonly servers: readonly ServerName[];
+  /** The columns compared, the first being the one the ratios are of (Herald, or a Herald configuration). */
+  readonly servers: readonly string[];
   readonly results: readonly ScenarioResult[];
 }

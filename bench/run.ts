@@ -78,18 +78,18 @@ function cell(values: readonly number[], digits: number): string {
   return `${shown} (${format(Math.min(...finite), digits)}–${format(Math.max(...finite), digits)})`;
 }
 
-/** The Markdown table: one row per scenario and metric, medians (min–max) and Herald/peer ratios. */
+/** The Markdown table: one row per scenario and metric, medians (min–max) and the first column's ratio to each other one. */
 export function markdownTable(report: BenchReport): string {
-  const peers = report.servers.filter((s) => s !== 'herald');
-  const header = ['scenario', 'metric', ...report.servers, ...peers.map((p) => `herald/${p}`)];
+  const [first = 'herald', ...peers] = report.servers;
+  const header = ['scenario', 'metric', ...report.servers, ...peers.map((p) => `${first}/${p}`)];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
   for (const { scenario, runs } of report.results) {
     for (const metric of METRICS[scenario.kind]) {
-      const values = (server: ServerName): number[] => (runs[server] ?? []).map((run) => metric.read(run) ?? Number.NaN);
+      const values = (column: string): number[] => (runs[column] ?? []).map((run) => metric.read(run) ?? Number.NaN);
       const cells = report.servers.map((server) => cell(values(server), metric.digits));
       const ratios = peers.map((peer) => {
         if (!metric.ratio) return '';
-        const ratio = median(values('herald')) / median(values(peer));
+        const ratio = median(values(first)) / median(values(peer));
         return Number.isFinite(ratio) ? `${format(ratio, 2)}x` : 'n/a';
       });
       lines.push(`| ${scenario.title} | ${metric.label} | ${[...cells, ...ratios].join(' | ')} |`);
@@ -98,7 +98,7 @@ export function markdownTable(report: BenchReport): string {
   return lines.join('\n');
 }
 
-function machineInfo(): MachineInfo {
+export function machineInfo(): MachineInfo {
   const nginx = spawnSync('nginx', ['-v'], { encoding: 'utf8' });
   return {
     cpu: cpus()[0]?.model ?? 'unknown',
@@ -111,7 +111,7 @@ function machineInfo(): MachineInfo {
 }
 
 /** Pins this process (and the workers it forks) to `cpu`, leaving the other core to the server. */
-function pinSelf(cpu: string): boolean {
+export function pinSelf(cpu: string): boolean {
   try {
     execFileSync('taskset', ['-pc', cpu, String(process.pid)], { stdio: 'ignore' });
     return true;
