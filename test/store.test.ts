@@ -37,6 +37,18 @@ test('the store keeps events across a reopen: same ids, same order, and new ids 
   await second.close();
 });
 
+test('appends of one event-loop turn are committed together, each keeping its own ids and order', async () => {
+  const log = new SqliteEventLog({ path: newStore(), capacity: 100, maxAgeMs: 0 });
+  const tails: string[][] = [];
+  log.tail((events) => tails.push(events.map((e) => e.data)));
+  const [a, b, c] = await Promise.all([log.append([draft(1)]), log.append([draft(2), draft(3)]), log.append([draft(4)])]);
+  assert.deepEqual([a!, b!, c!].map((events) => events.map((e) => e.data)), [['1'], ['2', '3'], ['4']]);
+  assert.ok(ascending([...a!, ...b!, ...c!].map((e) => e.id)), 'ids follow the order of the appends');
+  assert.deepEqual(tails, [['1', '2', '3', '4']], 'one commit, one tail call, in order');
+  await log.close();
+  await assert.rejects(log.append([draft(5)]), /closed/, 'a closed store refuses appends rather than losing them');
+});
+
 test('the store trims by count, remembers what it trimmed, and says "expired" for older ids', async () => {
   const path = newStore();
   const log = new SqliteEventLog({ path, capacity: 3, maxAgeMs: 0 });

@@ -39,6 +39,11 @@ export class EventIdGenerator {
     this.last = after;
   }
 
+  /** Goes back to hand out ids after `last` again (ids assigned to a write that failed were never seen). */
+  rewind(last: EventId): void {
+    this.last = last;
+  }
+
   next(now: number = Date.now()): EventId {
     const id = now > this.last.ms ? { ms: now, seq: 0 } : { ms: this.last.ms, seq: this.last.seq + 1 };
     this.last = id;

@@ -39,6 +39,12 @@ interface Row {
   data: string;
 }
 
+interface PendingAppend {
+  readonly drafts: readonly EventDraft[];
+  readonly resolve: (events: readonly StoredEvent[]) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 /** Rows deleted per trimming step, so a large backlog never holds the event loop long. */
 const TRIM_BATCH = 5000;
 
@@ -55,6 +61,7 @@ export class SqliteEventLog implements EventLog {
   private horizon: EventId;
   private newest: EventId;
   private readonly statements;
+  private pending: PendingAppend[] = [];
 
   constructor(options: SqliteLogOptions) {
     this.now = options.now ?? Date.now;
@@ -112,27 +119,62 @@ export class SqliteEventLog implements EventLog {
     this.statements.setMeta.run(key, id.ms, id.seq);
   }
 
-  private readonly insertBatch = (drafts: readonly EventDraft[], keys: EventId[]): void => {
-    for (let i = 0; i < drafts.length; i++) {
-      const draft = drafts[i]!;
-      const key = keys[i]!;
-      this.statements.insert.run(key.ms, key.seq, draft.topic ?? null, draft.event ?? null, draft.data);
+  private readonly insertAll = (appends: readonly PendingAppend[], keys: readonly EventId[]): void => {
+    let k = 0;
+    for (const { drafts } of appends) {
+      for (const draft of drafts) {
+        const key = keys[k++]!;
+        this.statements.insert.run(key.ms, key.seq, draft.topic ?? null, draft.event ?? null, draft.data);
+      }
     }
     this.saveMeta('newest', keys[keys.length - 1]!);
   };
 
-  async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
-    const now = this.now();
-    const keys = drafts.map(() => this.ids.next(now));
-    // One transaction per batch: all of it is kept, or none.
-    this.db.transaction(this.insertBatch)(drafts, keys);
-    this.newest = keys[keys.length - 1]!;
-    this.size += drafts.length;
-    if (this.size > this.capacity) this.trimToCapacity();
-    const stored = drafts.map((draft, i): StoredEvent => ({ id: formatEventId(keys[i]!), topic: draft.topic, event: draft.event, data: draft.data }));
-    for (const listener of this.listeners) listener(stored);
-    return stored;
+  /**
+   * Group commit: the appends of one event-loop turn share one transaction,
+   * so a burst of single-event publishes costs one commit, not one each. A
+   * batch is never split; if the commit fails, every append in it fails, so
+   * no publisher is told "stored" for an event that is not.
+   */
+  append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ drafts, resolve, reject });
+      if (this.pending.length === 1) setImmediate(this.commit);
+    });
   }
+
+  private readonly commit = (): void => {
+    const appends = this.pending;
+    this.pending = [];
+    if (!this.db.open) {
+      for (const append of appends) append.reject(new Error('the store is closed'));
+      return;
+    }
+    const now = this.now();
+    const keys = appends.flatMap(({ drafts }) => drafts.map(() => this.ids.next(now)));
+    try {
+      this.db.transaction(this.insertAll)(appends, keys);
+    } catch (error) {
+      // Nothing was kept: hand out these ids again rather than leave holes.
+      this.ids.rewind(this.newest);
+      for (const append of appends) append.reject(error);
+      return;
+    }
+    this.newest = keys[keys.length - 1]!;
+    this.size += keys.length;
+    if (this.size > this.capacity) this.trimToCapacity();
+    let k = 0;
+    const all: StoredEvent[] = [];
+    const results = appends.map(({ drafts }) =>
+      drafts.map((draft): StoredEvent => {
+        const event = { id: formatEventId(keys[k++]!), topic: draft.topic, event: draft.event, data: draft.data };
+        all.push(event);
+        return event;
+      }),
+    );
+    for (const listener of this.listeners) listener(all);
+    appends.forEach((append, i) => append.resolve(results[i]!));
+  };
 
   async readAfter(lastEventId: string): Promise<ResumeResult> {
     const after = parseEventId(lastEventId);
@@ -191,6 +233,8 @@ export class SqliteEventLog implements EventLog {
   }
 
   async close(): Promise<void> {
+    // Appends already accepted are committed before the file closes.
+    if (this.pending.length > 0) this.commit();
     clearInterval(this.trimTimer);
     this.listeners.clear();
     if (this.db.open) this.db.close();
