@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeraldError } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
+import { settleWithin } from '../settle.js';
 import { VERSION } from '../version.js';
 import { handleEvents } from './events.js';
 import { servePage } from './page.js';
@@ -110,10 +111,6 @@ export class HttpLayer {
   /** Refuses new publishes and waits for those under way (at most `timeoutMs`). */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
-    if (this.publishing.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-    await Promise.race([Promise.allSettled([...this.publishing]), timeout]);
-    clearTimeout(timer);
+    await settleWithin(this.publishing, timeoutMs);
   }
 }

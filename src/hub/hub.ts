@@ -11,6 +11,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { HeraldError } from '../errors.js';
+import { settleWithin } from '../settle.js';
 import { frameComment, frameEvent, frameRetry } from '../protocol/framing.js';
 import type { EventDraft, EventLog, StoredEvent } from '../log/event-log.js';
 import { compareEventIds, parseEventId, type EventId } from '../log/event-id.js';
@@ -311,12 +312,7 @@ export class Hub {
 
   private async shutdown(): Promise<void> {
     clearInterval(this.heartbeatTimer);
-    if (this.inFlight.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.settings.shutdownTimeout)));
-      await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
-      clearTimeout(timer);
-    }
+    await settleWithin(this.inFlight, this.settings.shutdownTimeout);
     this.flush();
     for (const subscriber of [...this.subscribers]) {
       this.unsubscribe(subscriber, 'shutdown');
