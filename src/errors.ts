@@ -37,6 +37,10 @@ export const ERROR_CATALOGUE = {
     summary: 'The hub holds `--max-connections` streams already; retry later.',
   },
   HERALD_ERR_SHUTTING_DOWN: { status: 503, summary: 'The hub is shutting down; retry on another node.' },
+  HERALD_ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    summary: 'The event store (Redis, or the primary process of `--workers`) cannot take the publish now; nothing was acknowledged. Retry later.',
+  },
   HERALD_ERR_BODY_TIMEOUT: { status: 408, summary: 'The request body did not arrive in time.' },
   HERALD_ERR_INVALID_OPTION: { status: 500, summary: 'A configuration option has an invalid value.' },
   HERALD_ERR_INTERNAL: { status: 500, summary: 'An unexpected failure inside the hub.' },

@@ -11,12 +11,15 @@ import { Hub, type HubCounters, type Published } from './hub/hub.js';
 import type { PublishMessage, TextMessageMeta } from './hub/messages.js';
 import type { EventLog } from './log/event-log.js';
 import { MemoryEventLog } from './log/memory-log.js';
+import { RedisEventLog } from './log/redis-log.js';
 import { SqliteEventLog } from './log/sqlite-log.js';
 
 /** Parts a library user may supply instead of the defaults. */
 export interface HeraldParts {
-  /** Where events are kept; default: the in-memory ring of `history` events. */
+  /** Where events are kept; default: Redis with `redis`, the SQLite file of `store`, else an in-memory ring. */
   eventLog?: EventLog;
+  /** Told, in one line, about events worth an operator's attention (Redis lost or back). */
+  notify?: (message: string) => void;
 }
 
 export interface Listening {
@@ -55,7 +58,7 @@ export class Herald {
 
   constructor(options: ResolvedOptions, parts: HeraldParts = {}) {
     this.options = options;
-    this.hub = new Hub(options, parts.eventLog ?? defaultEventLog(options));
+    this.hub = new Hub(options, parts.eventLog ?? defaultEventLog(options, parts.notify));
     this.http = new HttpLayer(this.hub, { maxBody: options.maxBody, basePath: options.basePath, bodyTimeout: BODY_TIMEOUT_MS });
     this.handler = this.http.handle;
   }
@@ -77,8 +80,12 @@ export class Herald {
   }
 
   /** Starts a `node:http` server of its own on `port` and `host` (default: the options'). */
-  listen(port: number = this.options.port, host: string = this.options.host): Promise<Listening> {
-    if (this.server !== undefined) return Promise.reject(new Error('the hub is already listening'));
+  async listen(port: number = this.options.port, host: string = this.options.host): Promise<Listening> {
+    if (this.server !== undefined) throw new Error('the hub is already listening');
+    // A shared log that is reachable is followed before clients arrive; one that is not
+    // does not stop the hub from starting (it reports 503 until the log is back).
+    await this.hub.log.ready?.();
+    if (this.server !== undefined) throw new Error('the hub is already listening');
     const http = createHttpServer({ noDelay: true }, this.handler);
     // This server never listens itself (the front door hands it connections), so start
     // its header and request timeouts the way `listen` would.
@@ -129,8 +136,11 @@ export class Herald {
   }
 }
 
-/** History in the SQLite file of `--store`, or in memory. */
-function defaultEventLog(options: ResolvedOptions): EventLog {
+/** History in Redis with `--redis`, in the SQLite file of `--store`, or in memory. */
+export function defaultEventLog(options: ResolvedOptions, notify?: (message: string) => void): EventLog {
+  if (options.redis !== '') {
+    return new RedisEventLog({ url: options.redis, prefix: options.redisPrefix, capacity: options.history, maxAgeMs: options.historyTtl, notify });
+  }
   if (options.store !== '') {
     return new SqliteEventLog({ path: options.store, capacity: options.history, maxAgeMs: options.historyTtl });
   }

@@ -3,7 +3,7 @@
  */
 
 import { parseArgs } from 'node:util';
-import { formatDefault, OPTION_SPECS, type HeraldOptions } from '../config/options.js';
+import { formatDefault, OPTION_SPECS, type HeraldOptions, type OptionSpec } from '../config/options.js';
 import { HeraldError } from '../errors.js';
 
 const USAGE = `Usage: herald [options]
@@ -12,8 +12,10 @@ Runs the Herald SSE hub: subscribe with GET /events, publish with POST /trigger.
 Every option can also be set with its environment variable; a flag wins over the env.
 Durations take 250ms, 30s, 5m, 1h or milliseconds; sizes take 512kb, 1mb or bytes.`;
 
+const PLACEHOLDER: Partial<Record<OptionSpec['kind'], string>> = { integer: 'n', workers: 'n|auto', 'redis-url': 'url' };
+
 export function helpText(): string {
-  const rows = OPTION_SPECS.map((spec) => [`--${spec.flag} <${spec.kind === 'integer' ? 'n' : spec.kind}>`, spec.env.join(', '), spec.description, formatDefault(spec)]);
+  const rows = OPTION_SPECS.map((spec) => [`--${spec.flag} <${PLACEHOLDER[spec.kind] ?? spec.kind}>`, spec.env.join(', '), spec.description, formatDefault(spec)]);
   rows.push(['--help', '', 'show this help and exit', ''], ['--version', '', 'print the version and exit', '']);
   const width = (column: number): number => Math.max(...rows.map((row) => row[column]!.length));
   const [flagWidth, envWidth] = [width(0), width(1)];

@@ -1,43 +1,54 @@
 #!/usr/bin/env node
 /**
- * The `herald` command: a thin shell over `createHub()`.
+ * The `herald` command: a thin shell over `createHub()`, plus the primary
+ * process of `--workers`.
  */
 
-import { resolveOptions, type OptionSpec } from '../config/options.js';
+import cluster from 'node:cluster';
+import { ClusterPrimary } from '../cluster/primary.js';
+import { WorkerEventLog } from '../cluster/worker-log.js';
+import { resolveOptions, type OptionSpec, type ResolvedOptions } from '../config/options.js';
 import { Herald } from '../herald.js';
 import { VERSION } from '../version.js';
 import { helpText, parseCommandLine } from './args.js';
 
-async function main(argv: readonly string[]): Promise<void> {
-  let herald: Herald;
+const warn = (line: string): void => void process.stderr.write(`${line}\n`);
+const readyLine = (url: string, suffix = ''): string =>
+  `Herald ${VERSION} listening on ${url} (GET /events, POST /trigger, GET /health)${suffix}\n`;
+
+function readOptions(argv: readonly string[]): ResolvedOptions | undefined {
   try {
     const command = parseCommandLine(argv, process.env);
     if (command.help) {
       process.stdout.write(helpText());
-      return;
+      return undefined;
     }
     if (command.version) {
       process.stdout.write(`${VERSION}\n`);
-      return;
+      return undefined;
     }
     const label = (spec: OptionSpec): string => command.sources.get(spec.key) ?? spec.key;
-    herald = new Herald(resolveOptions(command.options, label));
+    return resolveOptions(command.options, label);
   } catch (error) {
     process.stderr.write(`herald: ${(error as Error).message}\n`);
     process.exit(2);
   }
+}
 
-  // Signal handlers go in before the ready line: a supervisor may signal as soon as it reads it.
+/**
+ * Signal handlers go in before the ready line: a supervisor may signal as soon as it reads it.
+ * A backstop makes the process exit within the shutdown budget whatever hangs.
+ */
+function onStopSignal(budgetMs: number, stop: () => Promise<void>, announce: boolean): void {
   let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
+  const handle = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write(`Herald received ${signal}: ending streams and finishing publishes\n`);
-    // A backstop: whatever hangs, the process exits within the shutdown budget.
-    setTimeout(() => process.exit(0), herald.options.shutdownTimeout + 900).unref();
-    herald.close().then(
+    if (announce) process.stdout.write(`Herald received ${signal}: ending streams and finishing publishes\n`);
+    setTimeout(() => process.exit(0), budgetMs).unref();
+    stop().then(
       () => {
-        process.stdout.write('Herald stopped\n');
+        if (announce) process.stdout.write('Herald stopped\n');
         process.exit(0);
       },
       (error: unknown) => {
@@ -46,18 +57,53 @@ async function main(argv: readonly string[]): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  process.on('SIGTERM', handle);
+  process.on('SIGINT', handle);
+}
 
+function listenFailure(options: ResolvedOptions, error: unknown): string {
+  const { code, message } = error as NodeJS.ErrnoException;
+  const why = code === 'EADDRINUSE' ? `port ${options.port} on ${options.host} is already in use` : message;
+  return `herald: cannot listen: ${why}`;
+}
+
+/** One process serving the hub: the whole hub, or one worker of `--workers`. */
+async function serve(options: ResolvedOptions): Promise<void> {
+  const worker = cluster.isWorker;
+  const tag = worker ? `herald[worker ${process.pid}]` : 'herald';
+  // Workers without Redis share the primary's log; with Redis each follows Redis itself.
+  const eventLog = worker && options.redis === '' ? new WorkerEventLog(process as never) : undefined;
+  const herald = new Herald(options, { eventLog, notify: (line) => warn(`${tag}: ${line}`) });
+  onStopSignal(options.shutdownTimeout + 900, () => herald.close(), !worker);
+  if (worker) {
+    // The primary is gone: nothing will supervise or feed this worker any more.
+    process.once('disconnect', () => void herald.close().finally(() => process.exit(0)));
+  }
   try {
     const { url } = await herald.listen();
-    process.stdout.write(`Herald ${VERSION} listening on ${url} (GET /events, POST /trigger, GET /health)\n`);
+    if (worker) process.send!({ herald: 'listening', url });
+    else process.stdout.write(readyLine(url));
   } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException;
-    const why = code === 'EADDRINUSE' ? `port ${herald.options.port} on ${herald.options.host} is already in use` : message;
-    process.stderr.write(`herald: cannot listen: ${why}\n`);
+    warn(listenFailure(options, error));
     process.exit(1);
   }
 }
 
-await main(process.argv.slice(2));
+async function supervise(options: ResolvedOptions): Promise<void> {
+  const primary = new ClusterPrimary(options, { info: (line) => void process.stdout.write(`${line}\n`), warn });
+  onStopSignal(options.shutdownTimeout * 2 + 2000, () => primary.stop(), true);
+  try {
+    const url = await primary.start();
+    process.stdout.write(readyLine(url, ` with ${options.workers} workers`));
+  } catch (error) {
+    warn(`herald: ${(error as Error).message}`);
+    await primary.stop();
+    process.exit(1);
+  }
+}
+
+const options = readOptions(process.argv.slice(2));
+if (options !== undefined) {
+  if (options.workers > 1 && cluster.isPrimary) await supervise(options);
+  else await serve(options);
+}

@@ -3,6 +3,7 @@
  * help. The CLI, the env and `createHub()` all go through {@link resolveOptions}.
  */
 
+import { availableParallelism } from 'node:os';
 import { HeraldError } from '../errors.js';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.js';
 
@@ -35,6 +36,12 @@ export interface HeraldOptions {
   store?: string;
   /** Events older than this are dropped from history; `0` keeps them regardless of age. Default `0`. */
   historyTtl?: Duration;
+  /** Redis URL (`redis://host:port/db`): every node publishes to and reads from it, so several processes or machines form one hub. */
+  redis?: string;
+  /** Key namespace in Redis, so several hubs can share one server. Default `herald`. */
+  redisPrefix?: string;
+  /** Processes serving the port (`node:cluster`); `auto` is one per core. Default `1`. Only `listen()` and the CLI use it. */
+  workers?: number | string;
   /** A path prefix the handler strips, e.g. `/herald` when mounted there without a framework that strips it. Default none. */
   basePath?: string;
 }
@@ -53,9 +60,12 @@ export interface ResolvedOptions {
   readonly basePath: string;
   readonly store: string;
   readonly historyTtl: number;
+  readonly redis: string;
+  readonly redisPrefix: string;
+  readonly workers: number;
 }
 
-type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path' | 'file';
+type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path' | 'file' | 'redis-url' | 'name' | 'workers';
 
 export interface OptionSpec {
   readonly key: keyof ResolvedOptions;
@@ -80,6 +90,9 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'history', flag: 'history', env: ['HERALD_HISTORY'], kind: 'integer', defaultValue: 10_000, min: 0, max: 10_000_000, description: 'events kept for resume with Last-Event-ID' },
   { key: 'historyTtl', flag: 'history-ttl', env: ['HERALD_HISTORY_TTL'], kind: 'duration', defaultValue: 0, min: 0, max: 10 * 365 * 86_400_000, description: 'events older than this leave history, e.g. 24h (0 keeps them regardless of age)' },
   { key: 'store', flag: 'store', env: ['HERALD_STORE'], kind: 'file', defaultValue: '', min: 0, max: 0, description: 'SQLite file keeping history across restarts (none: in memory)' },
+  { key: 'redis', flag: 'redis', env: ['HERALD_REDIS_URL'], kind: 'redis-url', defaultValue: '', min: 0, max: 0, description: 'Redis URL, e.g. redis://127.0.0.1:6379: nodes sharing it form one hub (none: this process alone)' },
+  { key: 'redisPrefix', flag: 'redis-prefix', env: ['HERALD_REDIS_PREFIX'], kind: 'name', defaultValue: 'herald', min: 0, max: 0, description: 'key namespace in Redis, so several hubs can share one server' },
+  { key: 'workers', flag: 'workers', env: ['HERALD_WORKERS'], kind: 'workers', defaultValue: 1, min: 1, max: 256, description: 'processes serving the port; auto: one per core' },
   { key: 'maxConnections', flag: 'max-connections', env: ['HERALD_MAX_CONNECTIONS'], kind: 'integer', defaultValue: 10_000, min: 1, max: 10_000_000, description: 'open streams at most; more get 503 with Retry-After' },
   { key: 'maxBody', flag: 'max-body', env: ['HERALD_MAX_BODY'], kind: 'size', defaultValue: 1024 ** 2, min: 1, max: 1024 ** 3, description: 'largest POST /trigger body; larger gets 413' },
   { key: 'maxBuffer', flag: 'max-buffer', env: ['HERALD_MAX_BUFFER'], kind: 'size', defaultValue: 4 * 1024 ** 2, min: 1024, max: 1024 ** 3, description: 'bytes queued for one subscriber before it is dropped as too slow' },
@@ -94,11 +107,17 @@ const EXPECTED: Record<Kind, string> = {
   host: 'a host name or IP address',
   path: 'a path such as /herald (starting with "/", not ending with one)',
   file: 'a file path',
+  'redis-url': 'a URL such as redis://127.0.0.1:6379 or rediss://user:password@host:6380/0',
+  name: 'letters, digits, ".", "_", ":" or "-"',
+  workers: 'a whole number or auto',
 };
 
 function convert(kind: Kind, value: number | string): number | string | undefined {
   if (kind === 'host') return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
   if (kind === 'file') return typeof value === 'string' ? value : undefined;
+  if (kind === 'redis-url') return typeof value === 'string' && (value === '' || isRedisUrl(value)) ? value : undefined;
+  if (kind === 'name') return typeof value === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(value) ? value : undefined;
+  if (kind === 'workers' && typeof value === 'string' && value.trim() === 'auto') return availableParallelism();
   if (kind === 'path') {
     if (typeof value !== 'string') return undefined;
     return value === '' || /^(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.test(value) ? value : undefined;
@@ -107,6 +126,15 @@ function convert(kind: Kind, value: number | string): number | string | undefine
   if (kind === 'duration') return parseDuration(value);
   if (kind === 'size') return parseSize(value);
   return /^\s*\d+\s*$/.test(value) ? Number(value) : undefined;
+}
+
+function isRedisUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'redis:' || url.protocol === 'rediss:';
+  } catch {
+    return false;
+  }
 }
 
 /** Shows a default the way a user would type it. */
@@ -148,6 +176,10 @@ export function resolveOptions(
       }
     }
     resolved[spec.key] = value!;
+  }
+  if (resolved.redis !== '' && resolved.store !== '') {
+    const [redis, store] = ['redis', 'store'].map((key) => label(OPTION_SPECS.find((spec) => spec.key === key)!));
+    throw new HeraldError('HERALD_ERR_INVALID_OPTION', `${store} and ${redis} exclude each other: with Redis, history is kept in Redis`);
   }
   return Object.freeze(resolved) as unknown as ResolvedOptions;
 }

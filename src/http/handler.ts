@@ -96,9 +96,13 @@ export class HttpLayer {
   private health(res: ServerResponse): void {
     const counters = this.hub.counters();
     const closing = this.hub.isClosing || this.draining;
-    sendJson(res, closing ? 503 : 200, {
-      status: closing ? 'shutting-down' : 'ok',
+    const log = this.hub.health();
+    const status = closing ? 'shutting-down' : log.ok ? 'ok' : 'unavailable';
+    sendJson(res, status === 'ok' ? 200 : 503, {
+      status,
+      ...(log.ok ? {} : { reason: log.reason }),
       version: VERSION,
+      pid: process.pid,
       uptime: Math.round((Date.now() - this.startedAt) / 1000),
       connections: counters.connections,
       published: counters.published,

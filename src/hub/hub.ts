@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { HeraldError } from '../errors.js';
 import { settleWithin } from '../settle.js';
 import { frameComment, frameEvent, frameRetry } from '../protocol/framing.js';
-import type { EventDraft, EventLog, StoredEvent } from '../log/event-log.js';
+import type { EventDraft, EventLog, LogHealth, StoredEvent } from '../log/event-log.js';
 import { compareEventIds, parseEventId, type EventId } from '../log/event-id.js';
 import { draftFromText, draftsFromBody, type PublishMessage, type TextMessageMeta } from './messages.js';
 import type { CloseReason, StreamSink } from './sink.js';
@@ -73,6 +73,7 @@ export class Hub {
   private readonly hello: Buffer;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly stopTail: () => void;
+  private readonly stopGap: () => void;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private dirty: Subscriber[] = [];
   private flushScheduled = false;
@@ -90,6 +91,7 @@ export class Hub {
   ) {
     this.hello = Buffer.from(frameRetry(settings.retry) + frameComment('connected'));
     this.stopTail = log.tail((events) => this.dispatch(events));
+    this.stopGap = log.onGap?.(() => this.endAll('log-gap')) ?? (() => {});
     if (settings.heartbeat > 0) {
       this.heartbeatTimer = setInterval(() => this.sweep(), settings.heartbeat);
       this.heartbeatTimer.unref();
@@ -103,6 +105,11 @@ export class Hub {
 
   get isClosing(): boolean {
     return this.closing !== undefined;
+  }
+
+  /** Whether the log can take publishes; open streams are served either way. */
+  health(): LogHealth {
+    return this.log.health?.() ?? { ok: true };
   }
 
   counters(): HubCounters {
@@ -212,6 +219,7 @@ export class Hub {
     subscriber.held = [];
     subscriber.heldBytes = 0;
     subscriber.state = 'live';
+    subscriber.skipThrough = sent;
     for (const event of held) {
       const id = parseEventId(event.id);
       if (sent !== undefined && id !== undefined && compareEventIds(id, sent) <= 0) continue;
@@ -227,10 +235,17 @@ export class Hub {
     for (const event of events) {
       const stamp = ++this.dispatchStamp;
       const frame = this.frameOf(event);
+      let id: EventId | undefined;
       const deliver = (subscriber: Subscriber): void => {
         if (subscriber.lastDispatch === stamp) return;
         subscriber.lastDispatch = stamp;
         if (subscriber.state === 'live') {
+          if (subscriber.skipThrough !== undefined) {
+            id ??= parseEventId(event.id);
+            if (id !== undefined && compareEventIds(id, subscriber.skipThrough) <= 0) return;
+            // The tail has passed the replay; later events are all newer.
+            subscriber.skipThrough = undefined;
+          }
           this.enqueue(subscriber, frame);
         } else if (subscriber.state === 'replaying') {
           subscriber.held.push(event);
@@ -301,6 +316,15 @@ export class Hub {
     }
   }
 
+  /** Ends every stream after what is queued for it; clients reconnect and resume. */
+  private endAll(reason: CloseReason): void {
+    this.flush();
+    for (const subscriber of [...this.subscribers]) {
+      this.unsubscribe(subscriber, reason);
+      subscriber.sink.end();
+    }
+  }
+
   /**
    * Stops taking subscribers and publishes, waits for in-flight publishes
    * (up to `shutdownTimeout`), delivers them, then ends every stream cleanly.
@@ -314,11 +338,9 @@ export class Hub {
     clearInterval(this.heartbeatTimer);
     await settleWithin(this.inFlight, this.settings.shutdownTimeout);
     this.flush();
-    for (const subscriber of [...this.subscribers]) {
-      this.unsubscribe(subscriber, 'shutdown');
-      subscriber.sink.end();
-    }
+    this.endAll('shutdown');
     this.stopTail();
+    this.stopGap();
     await this.log.close();
   }
 }

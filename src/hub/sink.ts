@@ -24,4 +24,6 @@ export type CloseReason =
   /** It did not read fast enough: its queue went past `maxBuffer`. */
   | 'slow-consumer'
   /** The hub is shutting down. */
-  | 'shutdown';
+  | 'shutdown'
+  /** This node may have missed events from a shared log; the client resumes from its last id. */
+  | 'log-gap';

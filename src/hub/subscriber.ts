@@ -10,6 +10,7 @@
 import type { CloseReason, StreamSink } from './sink.js';
 import type { Selector } from './topics.js';
 import type { StoredEvent } from '../log/event-log.js';
+import type { EventId } from '../log/event-id.js';
 
 export type SubscriberState = 'replaying' | 'live' | 'closed';
 
@@ -18,6 +19,11 @@ export class Subscriber {
   /** Live events that arrived during replay. */
   held: StoredEvent[] = [];
   heldBytes = 0;
+  /**
+   * Set when going live after a replay: the last id replayed. A shared log's
+   * tail may still bring events the replay already sent; those are skipped.
+   */
+  skipThrough: EventId | undefined;
   /** Frames gathered for the next flush. */
   pending: Buffer[] = [];
   pendingBytes = 0;

@@ -46,6 +46,9 @@ export interface EventLogStats {
 
 export type TailListener = (events: readonly StoredEvent[]) => void;
 
+/** Whether a log can take appends and feed its tail right now. */
+export type LogHealth = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
 export interface EventLog {
   /** Stores the drafts as one atomic batch, in order; resolves once they are kept. */
   append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]>;
@@ -54,5 +57,16 @@ export interface EventLog {
   /** Registers a listener for every appended batch, in id order; returns the unsubscribe function. */
   tail(listener: TailListener): () => void;
   stats(): EventLogStats;
+  /** For logs that connect somewhere: resolves once connected, or once waiting longer is pointless. */
+  ready?(): Promise<void>;
+  /** For logs that live elsewhere (Redis, another process); absent means always healthy. */
+  health?(): LogHealth;
+  /**
+   * For shared logs: registers a listener called when this node's tail may
+   * have skipped events (it fell behind trimming, or the store lost data).
+   * The hub then ends its streams so every client resumes from its last id
+   * and learns exactly what it missed. Returns the unsubscribe function.
+   */
+  onGap?(listener: () => void): () => void;
   close(): Promise<void>;
 }

@@ -1,0 +1,43 @@
+/**
+ * Messages between the primary process of `--workers` and its workers.
+ *
+ * Without Redis the primary owns the event log (memory or SQLite): workers
+ * send it their appends and resume reads, and it sends every worker each
+ * batch it stored. One owner assigns every id, so ids are unique and
+ * increasing across workers exactly as in a single process.
+ */
+
+import type { ErrorCode } from '../errors.js';
+import type { EventDraft, EventLogStats, ResumeResult, StoredEvent } from '../log/event-log.js';
+
+export interface WireError {
+  readonly code?: ErrorCode;
+  readonly message: string;
+}
+
+export type WorkerMessage =
+  | { readonly herald: 'append'; readonly id: number; readonly drafts: readonly EventDraft[] }
+  | { readonly herald: 'read'; readonly id: number; readonly after: string }
+  | { readonly herald: 'listening'; readonly url: string };
+
+export type PrimaryMessage =
+  | { readonly herald: 'appended'; readonly id: number; readonly ids?: readonly string[]; readonly error?: WireError }
+  | { readonly herald: 'read-result'; readonly id: number; readonly result?: ResumeResult; readonly error?: WireError }
+  | { readonly herald: 'events'; readonly events: readonly StoredEvent[]; readonly stats: EventLogStats };
+
+function isTagged(value: unknown): value is { herald: string } {
+  return typeof value === 'object' && value !== null && typeof (value as { herald?: unknown }).herald === 'string';
+}
+
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  return isTagged(value) && (value.herald === 'append' || value.herald === 'read' || value.herald === 'listening');
+}
+
+export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
+  return isTagged(value) && (value.herald === 'appended' || value.herald === 'read-result' || value.herald === 'events');
+}
+
+/** An event without the hub's cached frame, for sending. */
+export function plainEvent(event: StoredEvent): StoredEvent {
+  return { id: event.id, topic: event.topic, event: event.event, data: event.data };
+}

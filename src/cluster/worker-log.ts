@@ -1,0 +1,101 @@
+/**
+ * The event log of a worker when the primary process owns the real one:
+ * appends and resume reads go to the primary over IPC, stored batches come
+ * back to every worker's tail.
+ */
+
+import { HeraldError } from '../errors.js';
+import type { EventDraft, EventLog, EventLogStats, LogHealth, ResumeResult, StoredEvent, TailListener } from '../log/event-log.js';
+import { isPrimaryMessage, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
+
+/** The IPC end a worker has: `process` in a `node:cluster` worker. */
+export interface PrimaryChannel {
+  send(message: WorkerMessage): boolean;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  off(event: 'message', listener: (message: unknown) => void): unknown;
+  readonly connected: boolean;
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+interface Waiting {
+  readonly resolve: (value: PrimaryMessage) => void;
+  readonly reject: (error: Error) => void;
+}
+
+export class WorkerEventLog implements EventLog {
+  private readonly listeners = new Set<TailListener>();
+  private readonly waiting = new Map<number, Waiting>();
+  private nextId = 1;
+  private latestStats: EventLogStats = { size: 0, oldestId: undefined, newestId: undefined };
+  private closed = false;
+
+  constructor(private readonly primary: PrimaryChannel) {
+    primary.on('message', this.receive);
+  }
+
+  private readonly receive = (message: unknown): void => {
+    if (!isPrimaryMessage(message)) return;
+    if (message.herald === 'events') {
+      this.latestStats = message.stats;
+      for (const listener of this.listeners) listener(message.events);
+      return;
+    }
+    const waiting = this.waiting.get(message.id);
+    if (waiting === undefined) return;
+    this.waiting.delete(message.id);
+    waiting.resolve(message);
+  };
+
+  private request(message: DistributiveOmit<Extract<WorkerMessage, { id: number }>, 'id'>): Promise<PrimaryMessage> {
+    if (this.closed || !this.primary.connected) return Promise.reject(unavailable('the primary process is gone'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.primary.send({ ...message, id } as WorkerMessage);
+    });
+  }
+
+  async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
+    const reply = await this.request({ herald: 'append', drafts });
+    if (reply.herald !== 'appended' || reply.ids === undefined) throw fromWire(reply.herald === 'appended' ? reply.error : undefined);
+    const ids = reply.ids;
+    return drafts.map((draft, i) => ({ id: ids[i]!, topic: draft.topic, event: draft.event, data: draft.data }));
+  }
+
+  async readAfter(lastEventId: string): Promise<ResumeResult> {
+    const reply = await this.request({ herald: 'read', after: lastEventId });
+    if (reply.herald !== 'read-result' || reply.result === undefined) throw fromWire(reply.herald === 'read-result' ? reply.error : undefined);
+    return reply.result;
+  }
+
+  tail(listener: TailListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  stats(): EventLogStats {
+    return this.latestStats;
+  }
+
+  health(): LogHealth {
+    return this.primary.connected ? { ok: true } : { ok: false, reason: 'the primary process is gone' };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.primary.off('message', this.receive);
+    this.listeners.clear();
+    for (const waiting of this.waiting.values()) waiting.reject(unavailable('the worker is closing'));
+    this.waiting.clear();
+  }
+}
+
+function unavailable(why: string): HeraldError {
+  return new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `${why}; the publish was not acknowledged, retry`, { 'Retry-After': '1' });
+}
+
+function fromWire(error: WireError | undefined): Error {
+  if (error?.code !== undefined) return new HeraldError(error.code, error.message);
+  return new Error(error?.message ?? 'the primary process sent an unexpected reply');
+}

@@ -1,0 +1,422 @@
+/**
+ * History and fan-out through one Redis Stream, shared by every node.
+ *
+ * Design:
+ * - One stream per hub (`{prefix}:events`). Redis assigns its ids, so ids are
+ *   unique and strictly increasing across all topics and all nodes, and every
+ *   subscriber, whatever its selectors, sees them in order. Per-topic streams
+ *   would lose that order for a subscriber of several topics.
+ * - A publish is one script call: a batch is stored atomically and in order,
+ *   and `MAXLEN` trims to `--history` in the same step.
+ * - Every node follows the stream with a blocking `XREAD` on a connection of
+ *   its own and fans out locally. Reading never waits for any subscriber:
+ *   a slow consumer is dropped by the hub, so no topic can hold up another.
+ * - Resume reads the range after the client's id from Redis in one `MULTI`
+ *   (with the stream's trim horizon), so any node can serve any id.
+ * - When Redis is away, appends fail at once (no offline queue, no resend of
+ *   a command that may have run), the tail retries with backoff and, once
+ *   back, continues from the last id it read: nothing in between is skipped.
+ *   If trimming overtook it meanwhile, or Redis lost its data, the hub is told
+ *   through `onGap` and ends its streams so clients resume from their own ids.
+ */
+
+import { Redis, type RedisOptions } from 'ioredis';
+import { HeraldError } from '../errors.js';
+import type { EventDraft, EventLog, EventLogStats, LogHealth, ResumeResult, StoredEvent, TailListener } from './event-log.js';
+import { compareEventIds, formatEventId, parseEventId, type EventId } from './event-id.js';
+
+export interface RedisLogOptions {
+  /** e.g. `redis://127.0.0.1:6379/0` */
+  readonly url: string;
+  /** Key namespace, so several hubs can share one Redis. */
+  readonly prefix: string;
+  /** Events kept for resume (the stream's `MAXLEN`, at least {@link MIN_STREAM_LENGTH}). */
+  readonly capacity: number;
+  /** Events older than this many ms are trimmed; 0 keeps them regardless of age. */
+  readonly maxAgeMs: number;
+  /** Told, in one line, when the connection to Redis is lost or back. */
+  readonly notify?: (message: string) => void;
+}
+
+/**
+ * The stream keeps at least this many events even with a smaller `--history`,
+ * so a node that falls briefly behind still reads every event live.
+ */
+export const MIN_STREAM_LENGTH = 1000;
+/** Events per `XREAD`; the hub dispatches each read as one batch. */
+const READ_COUNT = 1000;
+/** How long one `XREAD` blocks; bounded so closing and health checks stay prompt. */
+const BLOCK_MS = 2000;
+const CONNECT_TIMEOUT_MS = 2000;
+const MAX_BACKOFF_MS = 2000;
+
+/**
+ * Appends a batch atomically, in order, and trims to the max length.
+ * KEYS: the stream, its birth time, its horizon (the newest id trimmed away).
+ * ARGV: max length, then topic, type, data for each event ('' = absent; neither may be empty when present).
+ *
+ * The birth time marks where this stream's knowledge starts: an id from before
+ * it (from an earlier stream Redis lost, say) may have missed events. Redis 7
+ * does not record the ids that `MAXLEN` trims, so the script keeps the horizon.
+ */
+const APPEND_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local now = redis.call('TIME')
+  redis.call('SET', KEYS[2], tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+end
+local ids = {}
+for i = 2, #ARGV, 3 do
+  local fields = {'d', ARGV[i + 2]}
+  if ARGV[i] ~= '' then fields[#fields + 1] = 't'; fields[#fields + 1] = ARGV[i] end
+  if ARGV[i + 1] ~= '' then fields[#fields + 1] = 'e'; fields[#fields + 1] = ARGV[i + 1] end
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', unpack(fields))
+end
+local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
+if excess > 0 then
+  local gone = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
+  redis.call('SET', KEYS[3], gone[#gone][1])
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', '=', ARGV[1])
+end
+return ids
+`;
+
+/** Trims events older than ARGV[1] (ms); KEYS: the stream, its horizon. */
+const TRIM_BY_AGE_SCRIPT = `
+local gone = redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[1] .. '-0', '-', 'COUNT', 1)
+if #gone > 0 then
+  redis.call('SET', KEYS[2], gone[1][1])
+  redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
+end
+return #gone
+`;
+
+type StreamEntry = [id: string, fields: string[]];
+
+interface ScriptCommands {
+  heraldAppend(stream: string, born: string, horizon: string, maxLength: number, ...args: string[]): Promise<string[]>;
+  heraldTrimByAge(stream: string, horizon: string, minMs: number): Promise<number>;
+}
+
+/** What `XINFO STREAM` and the birth key say about the stream, read together. */
+interface StreamState {
+  readonly exists: boolean;
+  readonly length: number;
+  readonly lastGenerated: EventId;
+  readonly maxDeleted: EventId;
+  readonly born: EventId;
+  readonly firstId: string | undefined;
+  readonly lastId: string | undefined;
+}
+
+const ZERO: EventId = { ms: 0, seq: 0 };
+const NOT_CONNECTED = 'not connected yet';
+
+export class RedisEventLog implements EventLog {
+  private readonly commands: Redis & ScriptCommands;
+  private readonly reader: Redis;
+  private readonly streamKey: string;
+  private readonly bornKey: string;
+  private readonly horizonKey: string;
+  private readonly maxLength: number;
+  private readonly maxAgeMs: number;
+  private readonly notify: (message: string) => void;
+  private readonly listeners = new Set<TailListener>();
+  private readonly gapListeners = new Set<() => void>();
+  private readonly trimTimer: NodeJS.Timeout;
+  /** The id of the last event the tail passed on; `undefined` until the first connection. */
+  private cursor: string | undefined;
+  private readerFailure: string | undefined;
+  private lastError = NOT_CONNECTED;
+  private wasHealthy: boolean | undefined;
+  private cachedStats: EventLogStats = { size: 0, oldestId: undefined, newestId: undefined };
+  private closed = false;
+  private readonly following: Promise<void>;
+  private readonly firstRead: Promise<void>;
+  private markFirstRead!: () => void;
+
+  constructor(options: RedisLogOptions) {
+    this.streamKey = `{${options.prefix}}:events`;
+    this.bornKey = `{${options.prefix}}:born`;
+    this.horizonKey = `{${options.prefix}}:horizon`;
+    this.maxLength = Math.max(options.capacity, MIN_STREAM_LENGTH);
+    this.maxAgeMs = options.maxAgeMs;
+    this.notify = options.notify ?? (() => {});
+    const connection: RedisOptions = {
+      // Fail at once while disconnected: a publish must not wait in a queue, or be resent after it may have run.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      retryStrategy: (attempt) => backoff(attempt),
+      lazyConnect: false,
+    };
+    try {
+      this.commands = new Redis(options.url, { ...connection, enableAutoPipelining: true }) as Redis & ScriptCommands;
+      this.reader = new Redis(options.url, connection);
+    } catch (error) {
+      throw new HeraldError('HERALD_ERR_INVALID_OPTION', `invalid Redis URL ${JSON.stringify(options.url)}: ${(error as Error).message}`);
+    }
+    this.commands.defineCommand('heraldAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
+    this.commands.defineCommand('heraldTrimByAge', { numberOfKeys: 2, lua: TRIM_BY_AGE_SCRIPT });
+    for (const client of [this.commands, this.reader]) {
+      client.on('error', (error: Error) => {
+        this.lastError = error.message || String(error);
+        this.reportHealth();
+      });
+      client.on('ready', () => this.reportHealth());
+      client.on('close', () => {
+        if (this.wasHealthy === true) this.lastError = 'the connection to Redis closed';
+        this.reportHealth();
+      });
+    }
+    this.firstRead = new Promise((resolve) => (this.markFirstRead = resolve));
+    this.following = this.follow();
+    this.trimTimer = setInterval(() => void this.housekeeping(), 1000);
+    this.trimTimer.unref();
+  }
+
+  /** Resolves once the tail follows the stream, or after `timeoutMs` if Redis cannot be reached. */
+  ready(timeoutMs = CONNECT_TIMEOUT_MS + 500): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      void this.firstRead.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  health(): LogHealth {
+    if (this.commands.status !== 'ready') return { ok: false, reason: `redis unavailable: ${this.lastError}` };
+    if (this.readerFailure !== undefined) return { ok: false, reason: `redis unavailable: ${this.readerFailure}` };
+    return { ok: true };
+  }
+
+  private reportHealth(): void {
+    const health = this.health();
+    if (this.closed || health.ok === this.wasHealthy) return;
+    // Still connecting for the first time: nothing to report yet.
+    if (this.wasHealthy === undefined && !health.ok && this.lastError === NOT_CONNECTED) return;
+    const first = this.wasHealthy === undefined;
+    this.wasHealthy = health.ok;
+    if (health.ok) this.notify(first ? 'redis: connected' : 'redis: connection back; publishing again, streams catching up');
+    else if (!first) this.notify(`redis: ${health.reason}; publishes get 503 until it is back, streams stay open`);
+    else this.notify(`redis: ${health.reason}; retrying`);
+  }
+
+  async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
+    if (this.closed) throw new Error('the Redis event log is closed');
+    const args: string[] = [];
+    for (const draft of drafts) args.push(draft.topic ?? '', draft.event ?? '', draft.data);
+    let ids: string[];
+    try {
+      ids = await this.commands.heraldAppend(this.streamKey, this.bornKey, this.horizonKey, this.maxLength, ...args);
+    } catch (error) {
+      this.lastError = (error as Error).message;
+      this.reportHealth();
+      throw new HeraldError(
+        'HERALD_ERR_STORE_UNAVAILABLE',
+        `Redis did not confirm the publish (${(error as Error).message}); it was not acknowledged, retry later`,
+        { 'Retry-After': '1' },
+      );
+    }
+    return drafts.map((draft, i) => ({ id: ids[i]!, topic: draft.topic, event: draft.event, data: draft.data }));
+  }
+
+  async readAfter(lastEventId: string): Promise<ResumeResult> {
+    const after = parseEventId(lastEventId);
+    if (after === undefined) return { status: 'unknown', events: [] };
+    const replies = await this.commands
+      .multi()
+      .xinfo('STREAM', this.streamKey)
+      .mget(this.bornKey, this.horizonKey)
+      .xrange(this.streamKey, `(${formatEventId(after)}`, '+')
+      .exec();
+    if (replies === null) throw new Error('the resume read was aborted');
+    const [info, marks, range] = replies;
+    if (range![0] !== null) throw range![0];
+    const state = streamState(info![0] === null ? info![1] : undefined, marks![1]);
+    if (!state.exists || compareEventIds(after, state.lastGenerated) > 0) return { status: 'unknown', events: [] };
+    const expired = compareEventIds(after, state.maxDeleted) < 0 || compareEventIds(after, state.born) < 0;
+    const events = (range![1] as StreamEntry[]).map(toStoredEvent);
+    return { status: expired ? 'expired' : 'complete', events };
+  }
+
+  private async readState(client: Redis = this.commands): Promise<StreamState> {
+    const replies = await client.multi().xinfo('STREAM', this.streamKey).mget(this.bornKey, this.horizonKey).exec();
+    if (replies === null) throw new Error('the stream state read was aborted');
+    const [info, marks] = replies;
+    return streamState(info![0] === null ? info![1] : undefined, marks![1]);
+  }
+
+  /**
+   * The tail: follows the stream from where it left off, across disconnections.
+   *
+   * Each read takes the stream's trim horizon and the entries after the cursor
+   * in one `MULTI`, so it knows exactly whether anything after the cursor was
+   * trimmed before this node read it. Between reads, a blocking `XREAD` of one
+   * entry only waits for something new.
+   */
+  private async follow(): Promise<void> {
+    let failures = 0;
+    while (!this.closed) {
+      try {
+        if (this.cursor === undefined) {
+          const state = await this.readState(this.reader);
+          this.cursor = formatEventId(state.lastGenerated);
+          this.markFirstRead();
+        }
+        const replies = await this.reader
+          .multi()
+          .xinfo('STREAM', this.streamKey)
+          .mget(this.bornKey, this.horizonKey)
+          .xread('COUNT', READ_COUNT, 'STREAMS', this.streamKey, this.cursor)
+          .exec();
+        if (replies === null) throw new Error('the read was aborted');
+        const [info, marks, read] = replies;
+        if (read![0] !== null) throw read![0];
+        const state = streamState(info![0] === null ? info![1] : undefined, marks![1]);
+        this.healthy();
+        failures = 0;
+        if (this.lostAfterCursor(state)) continue;
+        const entries = (read![1] as [string, StreamEntry[]][] | null)?.[0]?.[1] ?? [];
+        if (entries.length > 0) {
+          const events = entries.map(toStoredEvent);
+          this.cursor = events[events.length - 1]!.id;
+          this.cachedStats = { ...this.cachedStats, newestId: this.cursor };
+          for (const listener of this.listeners) listener(events);
+          continue;
+        }
+        await this.reader.xread('COUNT', 1, 'BLOCK', BLOCK_MS, 'STREAMS', this.streamKey, this.cursor);
+      } catch (error) {
+        if (this.closed) return;
+        this.readerFailure = (error as Error).message || String(error);
+        this.reportHealth();
+        await sleep(backoff(++failures));
+      }
+    }
+  }
+
+  private healthy(): void {
+    if (this.readerFailure === undefined) return;
+    this.readerFailure = undefined;
+    this.reportHealth();
+  }
+
+  /**
+   * Whether events after the cursor are gone before this node read them
+   * (trimmed while it was behind or disconnected, or lost with Redis's data).
+   * If so, live delivery restarts at the newest event and the hub ends its
+   * streams: each client resumes from its own id and learns what it missed.
+   */
+  private lostAfterCursor(state: StreamState): boolean {
+    const cursor = parseEventId(this.cursor!) ?? ZERO;
+    const lost =
+      compareEventIds(cursor, state.maxDeleted) < 0 ||
+      compareEventIds(cursor, state.lastGenerated) > 0 ||
+      (state.exists && compareEventIds(cursor, ZERO) > 0 && compareEventIds(cursor, state.born) < 0);
+    if (!lost) return false;
+    this.cursor = formatEventId(state.lastGenerated);
+    this.notify('redis: this node missed events (trimmed before it read them, or Redis lost data); ending streams so clients resume');
+    for (const listener of this.gapListeners) listener();
+    return true;
+  }
+
+  /** Age trimming and the figures `stats()` reports. */
+  private async housekeeping(): Promise<void> {
+    if (this.commands.status !== 'ready') return;
+    try {
+      if (this.maxAgeMs > 0) await this.commands.heraldTrimByAge(this.streamKey, this.horizonKey, Date.now() - this.maxAgeMs);
+      const state = await this.readState();
+      this.cachedStats = { size: state.length, oldestId: state.firstId, newestId: state.lastId };
+    } catch {
+      // The connection's error handler has recorded why; the next tick tries again.
+    }
+  }
+
+  tail(listener: TailListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  onGap(listener: () => void): () => void {
+    this.gapListeners.add(listener);
+    return () => this.gapListeners.delete(listener);
+  }
+
+  stats(): EventLogStats {
+    return this.cachedStats;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.trimTimer);
+    this.listeners.clear();
+    this.gapListeners.clear();
+    this.reader.disconnect();
+    await this.following;
+    if (this.commands.status === 'ready') await this.commands.quit().catch(() => undefined);
+    this.commands.disconnect();
+  }
+}
+
+function backoff(attempt: number): number {
+  const base = Math.min(MAX_BACKOFF_MS, 50 * 2 ** Math.min(attempt, 6));
+  return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function toStoredEvent([id, fields]: StreamEntry): StoredEvent {
+  let topic: string | undefined;
+  let type: string | undefined;
+  let data = '';
+  for (let i = 0; i < fields.length; i += 2) {
+    const value = fields[i + 1]!;
+    switch (fields[i]) {
+      case 'd':
+        data = value;
+        break;
+      case 't':
+        topic = value;
+        break;
+      case 'e':
+        type = value;
+        break;
+    }
+  }
+  return { id, topic, event: type, data };
+}
+
+/**
+ * Reads the flat `XINFO STREAM` reply (undefined when the stream does not
+ * exist) and the stream's birth time and horizon (`MGET` reply).
+ */
+function streamState(info: unknown, marks: unknown): StreamState {
+  const [born, horizon] = Array.isArray(marks) ? marks : [];
+  const bornId: EventId = typeof born === 'string' && /^\d+$/.test(born) ? { ms: Number(born), seq: 0 } : ZERO;
+  const trimmedThrough = (typeof horizon === 'string' && parseEventId(horizon)) || ZERO;
+  if (!Array.isArray(info)) {
+    return { exists: false, length: 0, lastGenerated: ZERO, maxDeleted: ZERO, born: bornId, firstId: undefined, lastId: undefined };
+  }
+  const fields = new Map<string, unknown>();
+  for (let i = 0; i + 1 < info.length; i += 2) fields.set(String(info[i]), info[i + 1]);
+  const idOf = (name: string): EventId => parseEventId(String(fields.get(name) ?? '0-0')) ?? ZERO;
+  const entryId = (name: string): string | undefined => {
+    const entry = fields.get(name);
+    return Array.isArray(entry) && typeof entry[0] === 'string' ? entry[0] : undefined;
+  };
+  // Trimming is recorded by our scripts; XDEL by Redis itself.
+  const deleted = idOf('max-deleted-entry-id');
+  return {
+    exists: true,
+    length: Number(fields.get('length') ?? 0),
+    lastGenerated: idOf('last-generated-id'),
+    maxDeleted: compareEventIds(deleted, trimmedThrough) > 0 ? deleted : trimmedThrough,
+    born: bornId,
+    firstId: entryId('first-entry'),
+    lastId: entryId('last-entry'),
+  };
+}

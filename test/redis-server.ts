@@ -1,0 +1,78 @@
+/**
+ * A private `redis-server` for tests, on a free port with its own data
+ * directory, so a test can kill and restart it without touching anyone's data.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, sleep } from './helpers.js';
+
+export interface TestRedis {
+  readonly url: string;
+  readonly port: number;
+  /** Kills the server (SIGKILL by default: no chance to save anything on the way out). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same port and data directory. */
+  restart(): Promise<void>;
+  /** Stops it for good and removes its data. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `redis-server` with an append-only file synced on every write, so an
+ * event Redis acknowledged survives a SIGKILL of the server.
+ */
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'herald-redis-'));
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  const launch = async (): Promise<void> => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
+    const started = spawn('redis-server', args, { stdio: 'ignore' });
+    child = started;
+    exited = new Promise((resolve) => started.once('exit', () => resolve()));
+    // Ready once it answers PING (bounded: 10 s).
+    for (let attempt = 0; attempt < 200; attempt++) {
+      if (await answersPing(port)) return;
+      if (started.exitCode !== null) break;
+      await sleep(50);
+    }
+    throw new Error(`redis-server did not start on port ${port}`);
+  };
+
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+
+  await launch();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill,
+    restart: launch,
+    stop: async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (chunk) => done(chunk.toString().startsWith('+PONG')));
+  });
+}
