@@ -1,0 +1,167 @@
+/**
+ * `--workers n`: n processes share the port and act as one hub, with or
+ * without Redis; a worker that dies is replaced and its clients resume.
+ */
+
+import assert from 'node:assert/strict';
+import { get } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { compareEventIds, parseEventId } from '../src/log/event-id.js';
+import { sleep, spawnHerald, SseTap, trigger, type HeraldProcess } from './helpers.js';
+import { startRedis } from './redis-server.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'herald-workers-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const ascending = (ids: readonly string[]): boolean =>
+  ids.every((id, i) => i === 0 || compareEventIds(parseEventId(ids[i - 1]!)!, parseEventId(id)!) < 0);
+
+/** `/health` over a new connection each time, so the cluster hands it to the next worker. */
+function healthOnFreshConnection(url: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    get(`${url}/health`, { agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    }).on('error', reject);
+  });
+}
+
+async function workerPids(url: string, probes = 8): Promise<Set<number>> {
+  const pids = new Set<number>();
+  for (let i = 0; i < probes; i++) pids.add((await healthOnFreshConnection(url)).body.pid);
+  return pids;
+}
+
+async function stop(node: HeraldProcess): Promise<void> {
+  node.child.kill('SIGTERM');
+  assert.equal(await node.exited, 0, `herald exits 0 on SIGTERM: ${node.output()}`);
+}
+
+/** Subscribers spread over the workers (one new connection each), all publishing through fresh connections. */
+async function fanOutAcrossWorkers(node: HeraldProcess): Promise<void> {
+  const taps = await Promise.all(Array.from({ length: 6 }, () => SseTap.open(node.url, '/events?topic=w/*')));
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const result = await trigger(node.url, { topic: `w/${i % 3}`, data: i });
+    assert.equal(result.status, 202);
+    ids.push(result.body.id);
+  }
+  assert.ok(ascending(ids), 'one sequence of ids across workers');
+  for (const tap of taps) {
+    await tap.waitForEvents(20);
+    assert.deepEqual(tap.events.map((e) => e.id), ids, 'every subscriber, on every worker, gets every event in order');
+    tap.close();
+  }
+  const resumed = await Promise.all(Array.from({ length: 4 }, () => SseTap.open(node.url, '/events?topic=w/*', { 'Last-Event-ID': ids[4]! })));
+  for (const tap of resumed) {
+    await tap.waitForEvents(15);
+    assert.deepEqual(tap.events.map((e) => e.id), ids.slice(5), 'resume works on whichever worker takes the connection');
+    tap.close();
+  }
+}
+
+test('--workers 2 without Redis: two processes serve the port as one hub', async () => {
+  const node = await spawnHerald(['--workers', '2']);
+  try {
+    assert.match(node.output(), /with 2 workers/);
+    const pids = await workerPids(node.url);
+    assert.equal(pids.size, 2, `two worker processes answer: ${[...pids].join(', ')}`);
+    assert.ok(!pids.has(node.child.pid!), 'the primary only supervises');
+    await fanOutAcrossWorkers(node);
+  } finally {
+    await stop(node);
+  }
+});
+
+test('a worker that dies is replaced; its subscribers resume on a live worker without losing events', async () => {
+  const node = await spawnHerald(['--workers', '2', '--retry', '100ms']);
+  try {
+    const pids = [...(await workerPids(node.url))];
+    assert.equal(pids.length, 2);
+    const taps = await Promise.all(Array.from({ length: 4 }, () => SseTap.open(node.url, '/events')));
+    const first = (await trigger(node.url, { data: 'first' })).body.id;
+    for (const tap of taps) await tap.waitForEvents(1);
+
+    process.kill(pids[0]!, 'SIGKILL');
+    // Streams on the dead worker end; they resume (as EventSource would) from their last id.
+    const missed: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      // A pooled connection to the dead worker fails; the publisher retries on a new one.
+      const result = await trigger(node.url, { data: i }).catch(() => trigger(node.url, { data: i }));
+      assert.equal(result.status, 202);
+      missed.push(result.body.id);
+    }
+    const ended = taps.filter((tap) => tap.ended);
+    assert.ok(ended.length > 0, 'streams of the killed worker ended');
+    for (const tap of ended) {
+      const resumed = await SseTap.open(node.url, '/events', { 'Last-Event-ID': first });
+      await resumed.waitForEvents(missed.length);
+      assert.deepEqual(resumed.events.map((e) => e.id), missed, 'everything acknowledged after the last id, once');
+      resumed.close();
+    }
+    // A replacement worker comes up (bounded wait: 10 s).
+    let replaced = false;
+    for (let attempt = 0; attempt < 50 && !replaced; attempt++) {
+      const now = await workerPids(node.url, 4);
+      replaced = now.size === 2 && !now.has(pids[0]!);
+      if (!replaced) await sleep(200);
+    }
+    assert.ok(replaced, `a new worker replaced the dead one: ${node.output()}`);
+    assert.match(node.output(), /exited \(SIGKILL\); starting another/);
+    for (const tap of taps) tap.close();
+  } finally {
+    await stop(node);
+  }
+});
+
+test('--workers 2 with --store: history survives a restart of the whole cluster', async () => {
+  const store = join(dir, 'workers.db');
+  const node = await spawnHerald(['--workers', '2', '--store', store]);
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < 10; i++) ids.push((await trigger(node.url, { data: i })).body.id);
+  } finally {
+    await stop(node);
+  }
+  const again = await spawnHerald(['--workers', '2', '--store', store]);
+  try {
+    const tap = await SseTap.open(again.url, '/events', { 'Last-Event-ID': ids[2]! });
+    await tap.waitForEvents(7);
+    assert.deepEqual(tap.events.map((e) => e.id), ids.slice(3));
+    const next = (await trigger(again.url, { data: 'next' })).body.id;
+    assert.ok(ascending([...ids, next]), 'ids continue after the stored ones');
+    tap.close();
+  } finally {
+    await stop(again);
+  }
+});
+
+test('--workers 2 with --redis: each worker follows Redis', async () => {
+  const redis = await startRedis();
+  const node = await spawnHerald(['--workers', '2', '--redis', redis.url]);
+  try {
+    assert.equal((await workerPids(node.url)).size, 2);
+    await fanOutAcrossWorkers(node);
+  } finally {
+    await stop(node);
+    await redis.stop();
+  }
+});
+
+test('a worker that cannot start stops the whole cluster with the reason', async () => {
+  const busy = await spawnHerald([]);
+  try {
+    const failed = await spawnHerald(['--workers', '2', '--port', String(busy.port)]).then(
+      () => undefined,
+      (error: Error) => error.message,
+    );
+    assert.match(failed ?? 'it started', /already in use/);
+  } finally {
+    await stop(busy);
+  }
+});
