@@ -57,6 +57,8 @@ export interface RunSettings {
   /** Core the server is pinned to, or undefined. */
   readonly serverCpu: string | undefined;
   readonly heraldArgs?: readonly string[];
+  /** Processes the server depends on (Redis): their CPU counts as the server's. */
+  readonly companionPids?: () => readonly number[];
   /** Connections per generator process. */
   readonly perWorker?: number;
 }
@@ -204,7 +206,8 @@ function latencyOf(samples: number[]): Latency | undefined {
 /** Runs one scenario once against a fresh server. */
 export async function runScenario(name: ServerName, scenario: Scenario, settings: RunSettings): Promise<RunMetrics> {
   const port = await freePort();
-  const server = await startServer(name, { port, cpu: settings.serverCpu, ...(settings.heraldArgs ? { heraldArgs: settings.heraldArgs } : {}) });
+  const started = await startServer(name, { port, cpu: settings.serverCpu, ...(settings.heraldArgs ? { heraldArgs: settings.heraldArgs } : {}) });
+  const server = { ...started, pids: () => [...started.pids(), ...(settings.companionPids?.() ?? [])] };
   const generator = await LoadGenerator.start(scenario.subscribers, settings.perWorker);
   try {
     if (scenario.kind === 'idle') {
@@ -261,17 +264,25 @@ export async function runScenario(name: ServerName, scenario: Scenario, settings
       // publish: as fast as the server acknowledges, with subscribers receiving.
       const batch = scenario.batch ?? 1;
       if (batch > 1 && !publisher.canBatch) return { ...connection, publishedPerSecond: Number.NaN };
+      generator.reset();
       const serverCpu0 = cpuOf(server.pids());
       const started = performance.now();
       await publisher.saturate(settings.durationMs, 32, batch);
       const wall = (performance.now() - started) / 1000;
       const serverCpu = cpuOf(server.pids()) - serverCpu0;
+      // Fan-out may trail the acknowledgements: deliveries/s counts until the last one arrived.
+      const expected = publisher.published * opened.connected;
+      const counts = await settle(generator, expected);
+      const delivering = (performance.now() - started) / 1000;
       return {
         ...connection,
         published: publisher.published,
         publishedPerSecond: publisher.published / wall,
         cpuPerMillionPublished: serverCpu / (publisher.published / 1e6),
         serverCpuLoad: serverCpu / wall,
+        deliveries: counts.events,
+        deliveriesPerSecond: counts.events / delivering,
+        lost: Math.max(0, expected - counts.events),
       };
     } finally {
       publisher.close();

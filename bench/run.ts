@@ -55,6 +55,8 @@ const METRICS: Record<Scenario['kind'], readonly Metric[]> = {
   publish: [
     { label: 'events/s acknowledged', read: (r) => r.publishedPerSecond, digits: 0, ratio: true },
     { label: 'server CPU s per million published', read: (r) => r.cpuPerMillionPublished, digits: 2, ratio: true },
+    { label: 'deliveries/s', read: (r) => r.deliveriesPerSecond, digits: 0, ratio: true },
+    { label: 'lost deliveries', read: (r) => r.lost, digits: 0, ratio: false },
   ],
 };
 
@@ -79,17 +81,25 @@ function cell(values: readonly number[], digits: number): string {
 }
 
 /** The Markdown table: one row per scenario and metric, medians (min–max) and the first column's ratio to each other one. */
-export function markdownTable(report: BenchReport): string {
-  const [first = 'herald', ...peers] = report.servers;
-  const header = ['scenario', 'metric', ...report.servers, ...peers.map((p) => `${first}/${p}`)];
+/**
+ * The report as a Markdown table: each figure as median (min–max), then ratios.
+ * Ratios compare the first column with each other one (Herald/peer), or, with
+ * `baseline`, every other column with that one (e.g. sqlite/memory).
+ */
+export function markdownTable(report: BenchReport, baseline?: string): string {
+  const pairs: [string, string][] =
+    baseline === undefined
+      ? report.servers.slice(1).map((peer) => [report.servers[0]!, peer])
+      : report.servers.filter((column) => column !== baseline).map((column) => [column, baseline]);
+  const header = ['scenario', 'metric', ...report.servers, ...pairs.map(([a, b]) => `${a}/${b}`)];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
   for (const { scenario, runs } of report.results) {
     for (const metric of METRICS[scenario.kind]) {
       const values = (column: string): number[] => (runs[column] ?? []).map((run) => metric.read(run) ?? Number.NaN);
       const cells = report.servers.map((server) => cell(values(server), metric.digits));
-      const ratios = peers.map((peer) => {
+      const ratios = pairs.map(([a, b]) => {
         if (!metric.ratio) return '';
-        const ratio = median(values(first)) / median(values(peer));
+        const ratio = median(values(a)) / median(values(b));
         return Number.isFinite(ratio) ? `${format(ratio, 2)}x` : 'n/a';
       });
       lines.push(`| ${scenario.title} | ${metric.label} | ${[...cells, ...ratios].join(' | ')} |`);

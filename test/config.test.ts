@@ -91,6 +91,9 @@ describe('resolveOptions', () => {
         basePath: '',
         historyTtl: 0,
         store: '',
+        redis: '',
+        redisPrefix: 'herald',
+        workers: 1,
       },
     );
     assert.deepEqual({ ...resolveOptions({}) }, { ...resolveOptions() });
@@ -119,12 +122,13 @@ describe('resolveOptions', () => {
       basePath: '/herald',
       historyTtl: '24h',
       store: 'herald.db',
+      workers: ' 2 ',
     });
     assert.deepEqual(
       { ...options },
       {
         port: 8080, host: '::1', heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
-        shutdownTimeout: 60_000, basePath: '/herald', historyTtl: 86_400_000, store: 'herald.db',
+        shutdownTimeout: 60_000, basePath: '/herald', historyTtl: 86_400_000, store: 'herald.db', redis: '', redisPrefix: 'herald', workers: 2,
       },
     );
   });
@@ -432,5 +436,33 @@ describe('the herald binary', () => {
       [],
       `exit outcomes of ${outcomes.length} runs: ${outcomes.join(', ')}`,
     );
+  });
+});
+
+describe('scale-out options', () => {
+  test('--redis takes redis:// and rediss:// URLs and names the option when it is anything else', () => {
+    assert.equal(resolveOptions({ redis: 'redis://127.0.0.1:6379/2' }).redis, 'redis://127.0.0.1:6379/2');
+    assert.equal(resolveOptions({ redis: 'rediss://user:secret@cache.example:6380' }).redis, 'rediss://user:secret@cache.example:6380');
+    assert.equal(resolveOptions({}).redis, '');
+    for (const bad of ['localhost:6379', 'http://127.0.0.1:6379', 'redis//x']) assertInvalidOption(() => resolveOptions({ redis: bad }), 'redis');
+  });
+
+  test('--redis-prefix is a plain key name', () => {
+    assert.equal(resolveOptions({}).redisPrefix, 'herald');
+    assert.equal(resolveOptions({ redisPrefix: 'prod:eu-1' }).redisPrefix, 'prod:eu-1');
+    for (const bad of ['', 'has space', '{tag}', 'x'.repeat(65)]) assertInvalidOption(() => resolveOptions({ redisPrefix: bad }), 'redisPrefix');
+  });
+
+  test('--workers takes a count or auto (one per core)', async () => {
+    const { availableParallelism } = await import('node:os');
+    assert.equal(resolveOptions({}).workers, 1);
+    assert.equal(resolveOptions({ workers: '3' }).workers, 3);
+    assert.equal(resolveOptions({ workers: 'auto' }).workers, availableParallelism());
+    for (const bad of ['0', 'many', '-1', '1.5']) assertInvalidOption(() => resolveOptions({ workers: bad }), 'workers');
+  });
+
+  test('--store and --redis exclude each other, with both named', () => {
+    const command = parseCommandLine(['--store', 'x.db'], { HERALD_REDIS_URL: 'redis://127.0.0.1:1' });
+    assertInvalidOption(() => resolveOptions(command.options, (spec) => command.sources.get(spec.key) ?? spec.key), '--store', 'HERALD_REDIS_URL');
   });
 });

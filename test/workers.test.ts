@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
 import { sleep, spawnHerald, SseTap, trigger, type HeraldProcess } from './helpers.js';
-import { startRedis } from './redis-server.js';
+import { redisSkip, startRedis } from './redis-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-workers-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -141,7 +141,7 @@ test('--workers 2 with --store: history survives a restart of the whole cluster'
   }
 });
 
-test('--workers 2 with --redis: each worker follows Redis', async () => {
+test('--workers 2 with --redis: each worker follows Redis', { skip: redisSkip }, async () => {
   const redis = await startRedis();
   const node = await spawnHerald(['--workers', '2', '--redis', redis.url]);
   try {

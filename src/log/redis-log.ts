@@ -52,7 +52,10 @@ const MAX_BACKOFF_MS = 2000;
 
 /**
  * Appends a batch atomically, in order, and trims to the max length.
- * KEYS: the stream, its birth time, its horizon (the newest id trimmed away).
+ * KEYS: the stream, its birth time, its horizon (the newest id trimmed away),
+ * its counter. Each entry gets the next count as field `n`, so a reader sees a
+ * hole (events trimmed before it read them, or lost with Redis's data) as a
+ * jump in `n` without asking Redis anything else.
  * ARGV: max length, then topic, type, data for each event ('' = absent; neither may be empty when present).
  *
  * The birth time marks where this stream's knowledge starts: an id from before
@@ -66,7 +69,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local ids = {}
 for i = 2, #ARGV, 3 do
-  local fields = {'d', ARGV[i + 2]}
+  local fields = {'n', redis.call('INCR', KEYS[4]), 'd', ARGV[i + 2]}
   if ARGV[i] ~= '' then fields[#fields + 1] = 't'; fields[#fields + 1] = ARGV[i] end
   if ARGV[i + 1] ~= '' then fields[#fields + 1] = 'e'; fields[#fields + 1] = ARGV[i + 1] end
   ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', unpack(fields))
@@ -93,7 +96,7 @@ return #gone
 type StreamEntry = [id: string, fields: string[]];
 
 interface ScriptCommands {
-  heraldAppend(stream: string, born: string, horizon: string, maxLength: number, ...args: string[]): Promise<string[]>;
+  heraldAppend(stream: string, born: string, horizon: string, counter: string, maxLength: number, ...args: string[]): Promise<string[]>;
   heraldTrimByAge(stream: string, horizon: string, minMs: number): Promise<number>;
 }
 
@@ -104,6 +107,8 @@ interface StreamState {
   readonly lastGenerated: EventId;
   readonly maxDeleted: EventId;
   readonly born: EventId;
+  /** Events ever appended (the counter of the newest entry). */
+  readonly count: number;
   readonly firstId: string | undefined;
   readonly lastId: string | undefined;
 }
@@ -117,6 +122,7 @@ export class RedisEventLog implements EventLog {
   private readonly streamKey: string;
   private readonly bornKey: string;
   private readonly horizonKey: string;
+  private readonly counterKey: string;
   private readonly maxLength: number;
   private readonly maxAgeMs: number;
   private readonly notify: (message: string) => void;
@@ -125,6 +131,8 @@ export class RedisEventLog implements EventLog {
   private readonly trimTimer: NodeJS.Timeout;
   /** The id of the last event the tail passed on; `undefined` until the first connection. */
   private cursor: string | undefined;
+  /** The count (`n`) of that event. */
+  private cursorCount = 0;
   private readerFailure: string | undefined;
   private lastError = NOT_CONNECTED;
   private wasHealthy: boolean | undefined;
@@ -138,6 +146,7 @@ export class RedisEventLog implements EventLog {
     this.streamKey = `{${options.prefix}}:events`;
     this.bornKey = `{${options.prefix}}:born`;
     this.horizonKey = `{${options.prefix}}:horizon`;
+    this.counterKey = `{${options.prefix}}:count`;
     this.maxLength = Math.max(options.capacity, MIN_STREAM_LENGTH);
     this.maxAgeMs = options.maxAgeMs;
     this.notify = options.notify ?? (() => {});
@@ -155,7 +164,7 @@ export class RedisEventLog implements EventLog {
     } catch (error) {
       throw new HeraldError('HERALD_ERR_INVALID_OPTION', `invalid Redis URL ${JSON.stringify(options.url)}: ${(error as Error).message}`);
     }
-    this.commands.defineCommand('heraldAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
+    this.commands.defineCommand('heraldAppend', { numberOfKeys: 4, lua: APPEND_SCRIPT });
     this.commands.defineCommand('heraldTrimByAge', { numberOfKeys: 2, lua: TRIM_BY_AGE_SCRIPT });
     for (const client of [this.commands, this.reader]) {
       client.on('error', (error: Error) => {
@@ -209,7 +218,7 @@ export class RedisEventLog implements EventLog {
     for (const draft of drafts) args.push(draft.topic ?? '', draft.event ?? '', draft.data);
     let ids: string[];
     try {
-      ids = await this.commands.heraldAppend(this.streamKey, this.bornKey, this.horizonKey, this.maxLength, ...args);
+      ids = await this.commands.heraldAppend(this.streamKey, this.bornKey, this.horizonKey, this.counterKey, this.maxLength, ...args);
     } catch (error) {
       this.lastError = (error as Error).message;
       this.reportHealth();
@@ -242,19 +251,16 @@ export class RedisEventLog implements EventLog {
   }
 
   private async readState(client: Redis = this.commands): Promise<StreamState> {
-    const replies = await client.multi().xinfo('STREAM', this.streamKey).mget(this.bornKey, this.horizonKey).exec();
+    const replies = await client.multi().xinfo('STREAM', this.streamKey).mget(this.bornKey, this.horizonKey, this.counterKey).exec();
     if (replies === null) throw new Error('the stream state read was aborted');
     const [info, marks] = replies;
     return streamState(info![0] === null ? info![1] : undefined, marks![1]);
   }
 
   /**
-   * The tail: follows the stream from where it left off, across disconnections.
-   *
-   * Each read takes the stream's trim horizon and the entries after the cursor
-   * in one `MULTI`, so it knows exactly whether anything after the cursor was
-   * trimmed before this node read it. Between reads, a blocking `XREAD` of one
-   * entry only waits for something new.
+   * The tail: follows the stream from where it left off, across disconnections,
+   * with one blocking `XREAD` per batch. Entry counts must follow on from the
+   * cursor's; a jump means events this node never read are gone.
    */
   private async follow(): Promise<void> {
     let failures = 0;
@@ -263,30 +269,28 @@ export class RedisEventLog implements EventLog {
         if (this.cursor === undefined) {
           const state = await this.readState(this.reader);
           this.cursor = formatEventId(state.lastGenerated);
+          this.cursorCount = state.count;
           this.markFirstRead();
         }
-        const replies = await this.reader
-          .multi()
-          .xinfo('STREAM', this.streamKey)
-          .mget(this.bornKey, this.horizonKey)
-          .xread('COUNT', READ_COUNT, 'STREAMS', this.streamKey, this.cursor)
-          .exec();
-        if (replies === null) throw new Error('the read was aborted');
-        const [info, marks, read] = replies;
-        if (read![0] !== null) throw read![0];
-        const state = streamState(info![0] === null ? info![1] : undefined, marks![1]);
-        this.healthy();
+        const reply = (await this.reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.streamKey, this.cursor)) as
+          | [string, StreamEntry[]][]
+          | null;
         failures = 0;
-        if (this.lostAfterCursor(state)) continue;
-        const entries = (read![1] as [string, StreamEntry[]][] | null)?.[0]?.[1] ?? [];
-        if (entries.length > 0) {
-          const events = entries.map(toStoredEvent);
-          this.cursor = events[events.length - 1]!.id;
-          this.cachedStats = { ...this.cachedStats, newestId: this.cursor };
-          for (const listener of this.listeners) listener(events);
+        this.healthy();
+        const entries = reply?.[0]?.[1];
+        if (entries === undefined || entries.length === 0) continue;
+        const events = entries.map(toStoredEvent);
+        const counts = entries.map(countOf);
+        const last = events.length - 1;
+        const contiguous = counts.every((n, i) => n === (i === 0 ? this.cursorCount : counts[i - 1]!) + 1);
+        this.cursor = events[last]!.id;
+        this.cursorCount = counts[last]!;
+        this.cachedStats = { ...this.cachedStats, newestId: this.cursor };
+        if (!contiguous) {
+          this.reportGap();
           continue;
         }
-        await this.reader.xread('COUNT', 1, 'BLOCK', BLOCK_MS, 'STREAMS', this.streamKey, this.cursor);
+        for (const listener of this.listeners) listener(events);
       } catch (error) {
         if (this.closed) return;
         this.readerFailure = (error as Error).message || String(error);
@@ -303,22 +307,14 @@ export class RedisEventLog implements EventLog {
   }
 
   /**
-   * Whether events after the cursor are gone before this node read them
-   * (trimmed while it was behind or disconnected, or lost with Redis's data).
-   * If so, live delivery restarts at the newest event and the hub ends its
-   * streams: each client resumes from its own id and learns what it missed.
+   * Events after the cursor are gone before this node read them (trimmed
+   * while it was behind or disconnected, or lost with Redis's data). The hub
+   * ends its streams: each client resumes from its own id and learns exactly
+   * what it missed; live delivery goes on from the newest event.
    */
-  private lostAfterCursor(state: StreamState): boolean {
-    const cursor = parseEventId(this.cursor!) ?? ZERO;
-    const lost =
-      compareEventIds(cursor, state.maxDeleted) < 0 ||
-      compareEventIds(cursor, state.lastGenerated) > 0 ||
-      (state.exists && compareEventIds(cursor, ZERO) > 0 && compareEventIds(cursor, state.born) < 0);
-    if (!lost) return false;
-    this.cursor = formatEventId(state.lastGenerated);
+  private reportGap(): void {
     this.notify('redis: this node missed events (trimmed before it read them, or Redis lost data); ending streams so clients resume');
     for (const listener of this.gapListeners) listener();
-    return true;
   }
 
   /** Age trimming and the figures `stats()` reports. */
@@ -369,6 +365,12 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
+/** The entry's place in the sequence of all appends (field `n`); 0 if it has none. */
+function countOf([, fields]: StreamEntry): number {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === 'n') return Number(fields[i + 1]);
+  return 0;
+}
+
 function toStoredEvent([id, fields]: StreamEntry): StoredEvent {
   let topic: string | undefined;
   let type: string | undefined;
@@ -395,11 +397,12 @@ function toStoredEvent([id, fields]: StreamEntry): StoredEvent {
  * exist) and the stream's birth time and horizon (`MGET` reply).
  */
 function streamState(info: unknown, marks: unknown): StreamState {
-  const [born, horizon] = Array.isArray(marks) ? marks : [];
+  const [born, horizon, counter] = Array.isArray(marks) ? marks : [];
+  const count = typeof counter === 'string' && /^\d+$/.test(counter) ? Number(counter) : 0;
   const bornId: EventId = typeof born === 'string' && /^\d+$/.test(born) ? { ms: Number(born), seq: 0 } : ZERO;
   const trimmedThrough = (typeof horizon === 'string' && parseEventId(horizon)) || ZERO;
   if (!Array.isArray(info)) {
-    return { exists: false, length: 0, lastGenerated: ZERO, maxDeleted: ZERO, born: bornId, firstId: undefined, lastId: undefined };
+    return { exists: false, length: 0, lastGenerated: ZERO, maxDeleted: ZERO, born: bornId, count, firstId: undefined, lastId: undefined };
   }
   const fields = new Map<string, unknown>();
   for (let i = 0; i + 1 < info.length; i += 2) fields.set(String(info[i]), info[i + 1]);
@@ -416,6 +419,7 @@ function streamState(info: unknown, marks: unknown): StreamState {
     lastGenerated: idOf('last-generated-id'),
     maxDeleted: compareEventIds(deleted, trimmedThrough) > 0 ? deleted : trimmedThrough,
     born: bornId,
+    count,
     firstId: entryId('first-entry'),
     lastId: entryId('last-entry'),
   };
