@@ -25,6 +25,11 @@ export const ERROR_CATALOGUE = {
     summary: 'A `topic` selector of a subscription is malformed.',
   },
   HERALD_ERR_EMPTY_BATCH: { status: 400, summary: 'A batch publish holds no event.' },
+  HERALD_ERR_UNAUTHORIZED: {
+    status: 401,
+    summary: 'No token, or a token that is malformed, expired, not yet valid or wrongly signed; see `WWW-Authenticate`.',
+  },
+  HERALD_ERR_FORBIDDEN: { status: 403, summary: 'The token is valid but does not allow this topic.' },
   HERALD_ERR_BODY_TOO_LARGE: { status: 413, summary: 'The request body is larger than `--max-body`.' },
   HERALD_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
@@ -37,6 +42,10 @@ export const ERROR_CATALOGUE = {
     summary: 'The hub holds `--max-connections` streams already; retry later.',
   },
   HERALD_ERR_SHUTTING_DOWN: { status: 503, summary: 'The hub is shutting down; retry on another node.' },
+  HERALD_ERR_AUTH_UNAVAILABLE: {
+    status: 503,
+    summary: 'The JWT key set (`--jwt-jwks` URL) cannot be fetched now, so no token can be checked; retry later.',
+  },
   HERALD_ERR_STORE_UNAVAILABLE: {
     status: 503,
     summary: 'The event store (Redis, or the primary process of `--workers`) cannot take the publish now; nothing was acknowledged. Retry later.',

@@ -12,14 +12,18 @@ import type { PublishMessage, TextMessageMeta } from './hub/messages.js';
 import type { EventLog } from './log/event-log.js';
 import { MemoryEventLog } from './log/memory-log.js';
 import { RedisEventLog } from './log/redis-log.js';
+import { createTokenVerifier } from './auth/index.js';
+import { AccessPolicy } from './http/access.js';
 import { SqliteEventLog } from './log/sqlite-log.js';
 
 /** Parts a library user may supply instead of the defaults. */
 export interface HeraldParts {
   /** Where events are kept; default: Redis with `redis`, the SQLite file of `store`, else an in-memory ring. */
   eventLog?: EventLog;
-  /** Told, in one line, about events worth an operator's attention (Redis lost or back). */
+  /** Told, in one line, about events worth an operator's attention (Redis lost or back, an exposed publish endpoint). */
   notify?: (message: string) => void;
+  /** How to name an option in an error, e.g. `--jwt-key`; default `option "jwtKey"`. */
+  label?: (key: keyof ResolvedOptions) => string;
 }
 
 export interface Listening {
@@ -51,6 +55,8 @@ export class Herald {
    */
   readonly handler: RequestHandler;
   private readonly http: HttpLayer;
+  private readonly access: AccessPolicy;
+  private readonly notify: (message: string) => void;
   private server: Server | undefined;
   private frontDoor: FrontDoor | undefined;
   private httpServer: ReturnType<typeof createHttpServer> | undefined;
@@ -59,7 +65,23 @@ export class Herald {
   constructor(options: ResolvedOptions, parts: HeraldParts = {}) {
     this.options = options;
     this.hub = new Hub(options, parts.eventLog ?? defaultEventLog(options, parts.notify));
-    this.http = new HttpLayer(this.hub, { maxBody: options.maxBody, basePath: options.basePath, bodyTimeout: BODY_TIMEOUT_MS });
+    const label = parts.label ?? ((key: string) => `option "${key}"`);
+    const verifier = hasAnyKey(options)
+      ? createTokenVerifier(
+          {
+            jwtKey: options.jwtKey,
+            jwtPublicKey: options.jwtPublicKey,
+            jwtPublisherKey: options.jwtPublisherKey,
+            jwtSubscriberKey: options.jwtSubscriberKey,
+            jwtJwks: options.jwtJwks,
+            clockSkew: Math.round(options.jwtClockSkew / 1000),
+          },
+          (setting) => (setting === 'clockSkew' ? label('jwtClockSkew') : label(setting)),
+        )
+      : undefined;
+    this.access = new AccessPolicy(verifier, options.authCookie);
+    this.notify = parts.notify ?? (() => {});
+    this.http = new HttpLayer(this.hub, { access: this.access, maxBody: options.maxBody, basePath: options.basePath, bodyTimeout: BODY_TIMEOUT_MS });
     this.handler = this.http.handle;
   }
 
@@ -86,6 +108,12 @@ export class Herald {
     // does not stop the hub from starting (it reports 503 until the log is back).
     await this.hub.log.ready?.();
     if (this.server !== undefined) throw new Error('the hub is already listening');
+    if (!this.access.publishersNeedTokens && !isLoopbackHost(host)) {
+      this.notify(
+        `WARNING: listening on ${host} without a publisher key: POST /trigger is refused (401) for every client but this machine. ` +
+          'Set --jwt-key (or --jwt-public-key, --jwt-jwks, --jwt-publisher-key) to let other machines publish with a token.',
+      );
+    }
     const http = createHttpServer({ noDelay: true }, this.handler);
     // This server never listens itself (the front door hands it connections), so start
     // its header and request timeouts the way `listen` would.
@@ -134,6 +162,14 @@ export class Herald {
       clearTimeout(force);
     }
   }
+}
+
+function hasAnyKey(options: ResolvedOptions): boolean {
+  return [options.jwtKey, options.jwtPublicKey, options.jwtPublisherKey, options.jwtSubscriberKey, options.jwtJwks].some((value) => value !== '');
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 /** History in Redis with `--redis`, in the SQLite file of `--store`, or in memory. */

@@ -94,6 +94,13 @@ describe('resolveOptions', () => {
         redis: '',
         redisPrefix: 'herald',
         workers: 1,
+        jwtKey: '',
+        jwtPublicKey: '',
+        jwtPublisherKey: '',
+        jwtSubscriberKey: '',
+        jwtJwks: '',
+        jwtClockSkew: 30_000,
+        authCookie: 'herald_auth',
       },
     );
     assert.deepEqual({ ...resolveOptions({}) }, { ...resolveOptions() });
@@ -129,6 +136,7 @@ describe('resolveOptions', () => {
       {
         port: 8080, host: '::1', heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
         shutdownTimeout: 60_000, basePath: '/herald', historyTtl: 86_400_000, store: 'herald.db', redis: '', redisPrefix: 'herald', workers: 2,
+        jwtKey: '', jwtPublicKey: '', jwtPublisherKey: '', jwtSubscriberKey: '', jwtJwks: '', jwtClockSkew: 30_000, authCookie: 'herald_auth',
       },
     );
   });

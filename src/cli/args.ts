@@ -10,7 +10,10 @@ const USAGE = `Usage: herald [options]
 
 Runs the Herald SSE hub: subscribe with GET /events, publish with POST /trigger.
 Every option can also be set with its environment variable; a flag wins over the env.
-Durations take 250ms, 30s, 5m, 1h or milliseconds; sizes take 512kb, 1mb or bytes.`;
+Durations take 250ms, 30s, 5m, 1h or milliseconds; sizes take 512kb, 1mb or bytes.
+
+Commands:
+  herald token --help     mint a development token (HS256, --jwt-key)`;
 
 const PLACEHOLDER: Partial<Record<OptionSpec['kind'], string>> = { integer: 'n', workers: 'n|auto', 'redis-url': 'url' };
 

@@ -7,14 +7,18 @@
 import cluster from 'node:cluster';
 import { ClusterPrimary } from '../cluster/primary.js';
 import { WorkerEventLog } from '../cluster/worker-log.js';
-import { resolveOptions, type OptionSpec, type ResolvedOptions } from '../config/options.js';
+import { OPTION_SPECS, resolveOptions, type OptionSpec, type ResolvedOptions } from '../config/options.js';
 import { Herald } from '../herald.js';
 import { VERSION } from '../version.js';
 import { helpText, parseCommandLine } from './args.js';
+import { tokenCommand } from './token.js';
 
 const warn = (line: string): void => void process.stderr.write(`${line}\n`);
 const readyLine = (url: string, suffix = ''): string =>
   `Herald ${VERSION} listening on ${url} (GET /events, POST /trigger, GET /health)${suffix}\n`;
+
+/** Names options in errors the way the user gave them: the flag or the env var. */
+let labelOf: (key: keyof ResolvedOptions) => string = (key) => key;
 
 function readOptions(argv: readonly string[]): ResolvedOptions | undefined {
   try {
@@ -28,6 +32,7 @@ function readOptions(argv: readonly string[]): ResolvedOptions | undefined {
       return undefined;
     }
     const label = (spec: OptionSpec): string => command.sources.get(spec.key) ?? spec.key;
+    labelOf = (key) => command.sources.get(key) ?? `--${OPTION_SPECS.find((spec) => spec.key === key)?.flag ?? key}`;
     return resolveOptions(command.options, label);
   } catch (error) {
     process.stderr.write(`herald: ${(error as Error).message}\n`);
@@ -73,7 +78,13 @@ async function serve(options: ResolvedOptions): Promise<void> {
   const tag = worker ? `herald[worker ${process.pid}]` : 'herald';
   // Workers without Redis share the primary's log; with Redis each follows Redis itself.
   const eventLog = worker && options.redis === '' ? new WorkerEventLog(process as never) : undefined;
-  const herald = new Herald(options, { eventLog, notify: (line) => warn(`${tag}: ${line}`) });
+  let herald: Herald;
+  try {
+    herald = new Herald(options, { eventLog, notify: (line) => warn(`${tag}: ${line}`), label: labelOf });
+  } catch (error) {
+    warn(`herald: ${(error as Error).message}`);
+    process.exit(2);
+  }
   onStopSignal(options.shutdownTimeout + 900, () => herald.close(), !worker);
   if (worker) {
     // The primary is gone: nothing will supervise or feed this worker any more.
@@ -102,7 +113,16 @@ async function supervise(options: ResolvedOptions): Promise<void> {
   }
 }
 
-const options = readOptions(process.argv.slice(2));
+async function token(argv: readonly string[]): Promise<void> {
+  try {
+    process.stdout.write(await tokenCommand(argv, process.env));
+  } catch (error) {
+    process.stderr.write(`herald token: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
+const options = process.argv[2] === 'token' ? await token(process.argv.slice(3)) : readOptions(process.argv.slice(2));
 if (options !== undefined) {
   if (options.workers > 1 && cluster.isPrimary) await supervise(options);
   else await serve(options);

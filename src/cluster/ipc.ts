@@ -8,7 +8,7 @@
  */
 
 import type { ErrorCode } from '../errors.js';
-import type { EventDraft, EventLogStats, ResumeResult, StoredEvent } from '../log/event-log.js';
+import { privacy, type EventDraft, type EventLogStats, type ResumeResult, type StoredEvent } from '../log/event-log.js';
 
 export interface WireError {
   readonly code?: ErrorCode;
@@ -39,5 +39,5 @@ export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
 
 /** An event without the hub's cached frame, for sending. */
 export function plainEvent(event: StoredEvent): StoredEvent {
-  return { id: event.id, topic: event.topic, event: event.event, data: event.data };
+  return { id: event.id, topic: event.topic, event: event.event, data: event.data, ...privacy(event) };
 }

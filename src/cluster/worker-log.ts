@@ -5,7 +5,7 @@
  */
 
 import { HeraldError } from '../errors.js';
-import type { EventDraft, EventLog, EventLogStats, LogHealth, ResumeResult, StoredEvent, TailListener } from '../log/event-log.js';
+import { privacy, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ResumeResult, type StoredEvent, type TailListener } from '../log/event-log.js';
 import { isPrimaryMessage, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
 
 /** The IPC end a worker has: `process` in a `node:cluster` worker. */
@@ -60,7 +60,7 @@ export class WorkerEventLog implements EventLog {
     const reply = await this.request({ herald: 'append', drafts });
     if (reply.herald !== 'appended' || reply.ids === undefined) throw fromWire(reply.herald === 'appended' ? reply.error : undefined);
     const ids = reply.ids;
-    return drafts.map((draft, i) => ({ id: ids[i]!, topic: draft.topic, event: draft.event, data: draft.data }));
+    return drafts.map((draft, i) => ({ id: ids[i]!, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) }));
   }
 
   async readAfter(lastEventId: string): Promise<ResumeResult> {

@@ -42,6 +42,20 @@ export interface HeraldOptions {
   redisPrefix?: string;
   /** Processes serving the port (`node:cluster`); `auto` is one per core. Default `1`. Only `listen()` and the CLI use it. */
   workers?: number | string;
+  /** HS256 secret (at least 32 bytes) checking the tokens of publishers and subscribers. */
+  jwtKey?: string;
+  /** A PEM public key or certificate file (RS256, ES256/384/512, EdDSA) checking tokens. */
+  jwtPublicKey?: string;
+  /** Key for publish tokens only: a PEM file path (`/`, `./`, `../` or `*.pem`), else an HS256 secret. */
+  jwtPublisherKey?: string;
+  /** Key for subscribe tokens only, as `jwtPublisherKey`. */
+  jwtSubscriberKey?: string;
+  /** A JWK Set file or http(s) URL; the token's `kid` picks the key. */
+  jwtJwks?: string;
+  /** Tolerance on `exp` and `nbf`. Default `30s`. */
+  jwtClockSkew?: Duration;
+  /** The cookie a browser sends its token in. Default `herald_auth`. */
+  authCookie?: string;
   /** A path prefix the handler strips, e.g. `/herald` when mounted there without a framework that strips it. Default none. */
   basePath?: string;
 }
@@ -63,9 +77,16 @@ export interface ResolvedOptions {
   readonly redis: string;
   readonly redisPrefix: string;
   readonly workers: number;
+  readonly jwtKey: string;
+  readonly jwtPublicKey: string;
+  readonly jwtPublisherKey: string;
+  readonly jwtSubscriberKey: string;
+  readonly jwtJwks: string;
+  readonly jwtClockSkew: number;
+  readonly authCookie: string;
 }
 
-type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path' | 'file' | 'redis-url' | 'name' | 'workers';
+type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path' | 'file' | 'redis-url' | 'name' | 'workers' | 'secret';
 
 export interface OptionSpec {
   readonly key: keyof ResolvedOptions;
@@ -93,6 +114,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'redis', flag: 'redis', env: ['HERALD_REDIS_URL'], kind: 'redis-url', defaultValue: '', min: 0, max: 0, description: 'Redis URL, e.g. redis://127.0.0.1:6379: nodes sharing it form one hub (none: this process alone)' },
   { key: 'redisPrefix', flag: 'redis-prefix', env: ['HERALD_REDIS_PREFIX'], kind: 'name', defaultValue: 'herald', min: 0, max: 0, description: 'key namespace in Redis, so several hubs can share one server' },
   { key: 'workers', flag: 'workers', env: ['HERALD_WORKERS'], kind: 'workers', defaultValue: 1, min: 1, max: 256, description: 'processes serving the port; auto: one per core' },
+  { key: 'jwtKey', flag: 'jwt-key', env: ['HERALD_JWT_KEY'], kind: 'secret', defaultValue: '', min: 0, max: 0, description: 'HS256 secret (32+ bytes) checking publisher and subscriber tokens' },
+  { key: 'jwtPublicKey', flag: 'jwt-public-key', env: ['HERALD_JWT_PUBLIC_KEY'], kind: 'file', defaultValue: '', min: 0, max: 0, description: 'PEM public key file checking tokens (RS256, ES256/384/512, EdDSA)' },
+  { key: 'jwtPublisherKey', flag: 'jwt-publisher-key', env: ['HERALD_JWT_PUBLISHER_KEY'], kind: 'secret', defaultValue: '', min: 0, max: 0, description: 'key for publish tokens only: a PEM file (/, ./, ../ or *.pem) or an HS256 secret' },
+  { key: 'jwtSubscriberKey', flag: 'jwt-subscriber-key', env: ['HERALD_JWT_SUBSCRIBER_KEY'], kind: 'secret', defaultValue: '', min: 0, max: 0, description: 'key for subscribe tokens only, like --jwt-publisher-key' },
+  { key: 'jwtJwks', flag: 'jwt-jwks', env: ['HERALD_JWT_JWKS'], kind: 'secret', defaultValue: '', min: 0, max: 0, description: 'JWK Set file or https URL; the token kid picks the key' },
+  { key: 'jwtClockSkew', flag: 'jwt-clock-skew', env: ['HERALD_JWT_CLOCK_SKEW'], kind: 'duration', defaultValue: 30_000, min: 0, max: 600_000, description: 'tolerance on token exp and nbf' },
+  { key: 'authCookie', flag: 'auth-cookie', env: ['HERALD_AUTH_COOKIE'], kind: 'name', defaultValue: 'herald_auth', min: 0, max: 0, description: 'cookie holding the token for browsers' },
   { key: 'maxConnections', flag: 'max-connections', env: ['HERALD_MAX_CONNECTIONS'], kind: 'integer', defaultValue: 10_000, min: 1, max: 10_000_000, description: 'open streams at most; more get 503 with Retry-After' },
   { key: 'maxBody', flag: 'max-body', env: ['HERALD_MAX_BODY'], kind: 'size', defaultValue: 1024 ** 2, min: 1, max: 1024 ** 3, description: 'largest POST /trigger body; larger gets 413' },
   { key: 'maxBuffer', flag: 'max-buffer', env: ['HERALD_MAX_BUFFER'], kind: 'size', defaultValue: 4 * 1024 ** 2, min: 1024, max: 1024 ** 3, description: 'bytes queued for one subscriber before it is dropped as too slow' },
@@ -110,11 +138,12 @@ const EXPECTED: Record<Kind, string> = {
   'redis-url': 'a URL such as redis://127.0.0.1:6379 or rediss://user:password@host:6380/0',
   name: 'letters, digits, ".", "_", ":" or "-"',
   workers: 'a whole number or auto',
+  secret: 'text',
 };
 
 function convert(kind: Kind, value: number | string): number | string | undefined {
   if (kind === 'host') return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
-  if (kind === 'file') return typeof value === 'string' ? value : undefined;
+  if (kind === 'file' || kind === 'secret') return typeof value === 'string' ? value : undefined;
   if (kind === 'redis-url') return typeof value === 'string' && (value === '' || isRedisUrl(value)) ? value : undefined;
   if (kind === 'name') return typeof value === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(value) ? value : undefined;
   if (kind === 'workers' && typeof value === 'string' && value.trim() === 'auto') return availableParallelism();
@@ -165,7 +194,9 @@ export function resolveOptions(
     }
     const value = convert(spec.kind, given);
     const fail = (why: string): never => {
-      throw new HeraldError('HERALD_ERR_INVALID_OPTION', `invalid ${label(spec)} ${JSON.stringify(given)}: ${why}`);
+      // A secret is never repeated back: error messages end up in logs.
+      const shown = spec.kind === 'secret' ? '' : ` ${JSON.stringify(given)}`;
+      throw new HeraldError('HERALD_ERR_INVALID_OPTION', `invalid ${label(spec)}${shown}: ${why}`);
     };
     if (value === undefined) fail(`expected ${EXPECTED[spec.kind]}`);
     if (typeof value === 'number') {

@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Hub } from '../hub/hub.js';
 import type { StreamSink } from '../hub/sink.js';
+import type { AccessPolicy } from './access.js';
 
 /**
  * A stream written straight to its socket. One small object per stream;
@@ -86,10 +87,12 @@ export function subscriptionOf(query: URLSearchParams, lastEventIdHeader: string
   return { selectors: query.getAll('topic'), lastEventId: header ?? (query.get('lastEventId') || undefined) };
 }
 
-/** Throws a HeraldError (bad selector, too many connections, shutdown) before any byte is written. */
-export function handleEvents(hub: Hub, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
-  const request = subscriptionOf(query, req.headers['last-event-id']);
-  const subscriber = hub.subscribe({ ...request, open: () => openStream(req, res) });
+/** Rejects with a HeraldError (bad token, bad selector, too many connections, shutdown) before any byte is written. */
+export async function handleEvents(hub: Hub, req: IncomingMessage, res: ServerResponse, url: URL, access: AccessPolicy): Promise<void> {
+  const request = subscriptionOf(url.searchParams, req.headers['last-event-id']);
+  const { scope, expiresAt } = await access.checkSubscribe(req, url, request.selectors);
+  if (res.destroyed) return;
+  const subscriber = hub.subscribe({ ...request, scope, expiresAt, open: () => openStream(req, res) });
   // Socket errors (a reset mid-write) are handled by the HTTP server, which destroys the socket; `close` cleans up.
   res.once('close', () => hub.unsubscribe(subscriber));
 }

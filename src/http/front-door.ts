@@ -137,13 +137,17 @@ function parseHead(text: string, basePath: string): ParsedHead | undefined {
     const name = header[1]!.toLowerCase();
     // A body or a protocol switch is not a plain subscription.
     if (name === 'content-length' || name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') return undefined;
+    // Requests with credentials are checked by the HTTP layer, which verifies tokens.
+    if (name === 'authorization' || name === 'cookie') return undefined;
     if (name === 'last-event-id') {
       if (lastEventId !== undefined) return undefined;
       // Read as latin1, as Node's parser reads header values, so both paths see the same id.
       lastEventId = header[2]!;
     }
   }
-  return { query: new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1)), lastEventId };
+  const query = new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1));
+  if (query.has('access_token')) return undefined;
+  return { query, lastEventId };
 }
 
 function answerError(socket: Socket, error: unknown): void {

@@ -8,6 +8,7 @@ import { HeraldError } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
 import { settleWithin } from '../settle.js';
 import { VERSION } from '../version.js';
+import type { AccessPolicy } from './access.js';
 import { handleEvents } from './events.js';
 import { servePage } from './page.js';
 import { sendError, sendJson } from './respond.js';
@@ -19,6 +20,7 @@ export type NextFunction = (error?: unknown) => void;
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, next?: NextFunction) => void;
 
 export interface HttpSettings {
+  readonly access: AccessPolicy;
   readonly maxBody: number;
   readonly basePath: string;
   /** How long a publisher may take to send its body. */
@@ -54,22 +56,22 @@ export class HttpLayer {
     const base = this.settings.basePath;
     if (base !== '' && (path === base || path.startsWith(`${base}/`))) path = path.slice(base.length) || '/';
     try {
-      this.route(path, req, res, url.searchParams, next);
+      this.route(path, req, res, url, next);
     } catch (error) {
       sendError(res, error);
     }
   };
 
-  private route(path: string, req: IncomingMessage, res: ServerResponse, query: URLSearchParams, next?: NextFunction): void {
+  private route(path: string, req: IncomingMessage, res: ServerResponse, url: URL, next?: NextFunction): void {
     const method = req.method ?? 'GET';
     switch (path) {
       case '/events':
         if (method !== 'GET') throw methodNotAllowed('GET');
-        handleEvents(this.hub, req, res, query);
+        handleEvents(this.hub, req, res, url, this.settings.access).catch((error: unknown) => sendError(res, error));
         return;
       case '/trigger':
         if (method !== 'POST') throw methodNotAllowed('POST');
-        this.trigger(req, res, query);
+        this.trigger(req, res, url);
         return;
       case '/health':
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
@@ -85,10 +87,10 @@ export class HttpLayer {
     }
   }
 
-  private trigger(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
+  private trigger(req: IncomingMessage, res: ServerResponse, url: URL): void {
     if (this.draining) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { 'Retry-After': '1' });
     const limits = { maxBody: this.settings.maxBody, bodyTimeout: this.settings.bodyTimeout };
-    const done = handleTrigger(this.hub, req, res, query, limits).catch((error: unknown) => sendError(res, error));
+    const done = handleTrigger(this.hub, req, res, url, limits, this.settings.access).catch((error: unknown) => sendError(res, error));
     this.publishing.add(done);
     void done.finally(() => this.publishing.delete(done));
   }

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeraldError } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
+import type { AccessPolicy } from './access.js';
 import { draftFromText, draftsFromBody } from '../hub/messages.js';
 import type { EventDraft } from '../log/event-log.js';
 import { decodeUtf8, readBody } from './body.js';
@@ -46,6 +47,14 @@ function preparsedBody(req: IncomingMessage): unknown {
   return req.readableEnded ? body : undefined;
 }
 
+/** `?private=` of a text publish: `true`/`1` or `false`/`0`. */
+function privateFlag(value: string | null): boolean | undefined {
+  if (value === null) return undefined;
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new HeraldError('HERALD_ERR_INVALID_EVENT', `?private= takes true or false, not ${JSON.stringify(value.slice(0, 40))}`);
+}
+
 interface Parsed {
   readonly drafts: EventDraft[];
   /** The body was a JSON array: answer with an array of ids. */
@@ -66,7 +75,7 @@ async function readDrafts(req: IncomingMessage, type: MediaType, query: URLSearc
     text = decodeUtf8(Buffer.isBuffer(pre) ? pre : await readBody(req, limits.maxBody, limits.bodyTimeout));
   }
   if (type === 'text') {
-    const meta = { event: query.get('event') ?? undefined, topic: query.get('topic') ?? undefined };
+    const meta = { event: query.get('event') ?? undefined, topic: query.get('topic') ?? undefined, private: privateFlag(query.get('private')) };
     return { drafts: [draftFromText(text, meta)], batch: false };
   }
   let body: unknown;
@@ -82,11 +91,14 @@ export async function handleTrigger(
   hub: Hub,
   req: IncomingMessage,
   res: ServerResponse,
-  query: URLSearchParams,
+  url: URL,
   limits: TriggerLimits,
+  access: AccessPolicy,
 ): Promise<void> {
   const type = mediaType(req);
-  const { drafts, batch } = await readDrafts(req, type, query, limits);
+  const { drafts, batch } = await readDrafts(req, type, url.searchParams, limits);
+  // Checked once the topics are known; nothing is stored unless every event is allowed.
+  await access.checkPublish(req, url, drafts);
   const published = await hub.append(drafts);
   sendJson(res, 202, batch ? published : published[0]);
 }

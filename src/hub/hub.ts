@@ -38,6 +38,13 @@ export interface SubscribeRequest {
   readonly lastEventId?: string | undefined;
   /** Called once the request is accepted, to open the transport (e.g. send the response headers). */
   readonly open: () => StreamSink;
+  /**
+   * The topics a token lets this subscriber receive (public or private
+   * events); absent for a subscriber without a token, who gets public events only.
+   */
+  readonly scope?: readonly Selector[] | undefined;
+  /** When the token expires (ms since the epoch): the stream ends then. */
+  readonly expiresAt?: number | undefined;
 }
 
 /** The id a publish was given. */
@@ -62,6 +69,8 @@ const HEARTBEAT = Buffer.from(frameComment('heartbeat'));
  * subscriber, trading a little latency for far fewer system calls.
  */
 const FLUSH_SHARE = 0.5;
+/** The longest delay a Node timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Below this wait, waiting is not worth a timer. */
 const MIN_FLUSH_WAIT_MS = 0.5;
 
@@ -165,7 +174,13 @@ export class Hub {
         { 'Retry-After': String(Math.max(1, Math.ceil(this.settings.retry / 1000))) },
       );
     }
-    const subscriber = new Subscriber(request.open(), selectors);
+    const subscriber = new Subscriber(request.open(), selectors, request.scope);
+    if (request.expiresAt !== undefined) {
+      // Timers hold at most 2^31-1 ms (~24.8 days); a token lasting longer is ended then and reconnects.
+      const delay = Math.min(Math.max(0, request.expiresAt - Date.now()), MAX_TIMER_MS);
+      subscriber.expiry = setTimeout(() => this.end(subscriber, 'token-expired'), delay);
+      subscriber.expiry.unref();
+    }
     this.subscribers.add(subscriber);
     if (selectors.length === 0) this.everything.add(subscriber);
     for (const selector of selectors) this.index.add(selector, subscriber);
@@ -202,7 +217,7 @@ export class Hub {
       let sent: EventId | undefined = result.status === 'unknown' ? undefined : parseEventId(lastEventId);
       for (const event of result.events) {
         if (subscriber.isClosed()) return;
-        if (!wants(subscriber.selectors, event)) continue;
+        if (!wants(subscriber, event)) continue;
         if (!subscriber.writeNow(this.frameOf(event))) await subscriber.drained();
         sent = parseEventId(event.id);
       }
@@ -239,6 +254,7 @@ export class Hub {
       const deliver = (subscriber: Subscriber): void => {
         if (subscriber.lastDispatch === stamp) return;
         subscriber.lastDispatch = stamp;
+        if (!mayReceive(subscriber, event)) return;
         if (subscriber.state === 'live') {
           if (subscriber.skipThrough !== undefined) {
             id ??= parseEventId(event.id);
@@ -319,10 +335,13 @@ export class Hub {
   /** Ends every stream after what is queued for it; clients reconnect and resume. */
   private endAll(reason: CloseReason): void {
     this.flush();
-    for (const subscriber of [...this.subscribers]) {
-      this.unsubscribe(subscriber, reason);
-      subscriber.sink.end();
-    }
+    for (const subscriber of [...this.subscribers]) this.end(subscriber, reason);
+  }
+
+  /** Ends one stream cleanly (the client reconnects); what was flushed before is delivered. */
+  private end(subscriber: Subscriber, reason: CloseReason): void {
+    this.unsubscribe(subscriber, reason);
+    subscriber.sink.end();
   }
 
   /**
@@ -345,10 +364,26 @@ export class Hub {
   }
 }
 
-/** Whether a subscriber with these selectors receives the event. */
-function wants(selectors: readonly Selector[], event: StoredEvent): boolean {
-  if (selectors.length === 0) return true;
-  if (event.topic === undefined) return false;
+/** Whether the subscriber receives the event: its selectors match, and its token (if any) allows it. */
+function wants(subscriber: Subscriber, event: StoredEvent): boolean {
+  const { selectors } = subscriber;
+  if (selectors.length > 0) {
+    if (event.topic === undefined) return false;
+    const topic = event.topic.split('/');
+    if (!selectors.some((selector) => selectorMatches(selector, topic))) return false;
+  }
+  return mayReceive(subscriber, event);
+}
+
+/**
+ * Whether the subscriber's token lets it receive the event. Without a token:
+ * public events only. With one: public and private events on the topics its
+ * scope names (an event without a topic needs the scope `**`).
+ */
+function mayReceive(subscriber: Subscriber, event: StoredEvent): boolean {
+  const { scope } = subscriber;
+  if (scope === undefined) return event.private !== true;
+  if (event.topic === undefined) return scope.some((selector) => selector.segments.length === 1 && selector.segments[0] === '**');
   const topic = event.topic.split('/');
-  return selectors.some((selector) => selectorMatches(selector, topic));
+  return scope.some((selector) => selectorMatches(selector, topic));
 }

@@ -16,20 +16,27 @@ export interface PublishMessage {
   topic?: string;
   /** Any JSON value; subscribers receive its JSON text. */
   data: unknown;
+  /** Only subscribers whose token allows the topic receive it; needs a topic. */
+  private?: boolean;
 }
 
 /** Extra fields of a plain-text publish. */
 export interface TextMessageMeta {
   event?: string | undefined;
   topic?: string | undefined;
+  private?: boolean | undefined;
 }
 
-const KNOWN_FIELDS = new Set(['event', 'topic', 'data']);
+const KNOWN_FIELDS = new Set(['event', 'topic', 'data', 'private']);
 
 function checkMeta(meta: TextMessageMeta, where: string): void {
   try {
     if (meta.event !== undefined) checkEventType(meta.event);
     if (meta.topic !== undefined) parseTopic(meta.topic);
+    // Privacy is granted per topic; an event without one could only be "everything".
+    if (meta.private === true && meta.topic === undefined) {
+      throw new HeraldError('HERALD_ERR_INVALID_EVENT', 'a private event needs a topic: tokens grant private events by topic');
+    }
   } catch (error) {
     if (error instanceof HeraldError && where !== '') throw new HeraldError(error.code, `${where}: ${error.message}`);
     throw error;
@@ -50,13 +57,15 @@ export function draftFromMessage(value: unknown, where = ''): EventDraft {
   }
   const message = value as Record<string, unknown>;
   for (const field of Object.keys(message)) {
-    if (!KNOWN_FIELDS.has(field)) invalid(`unknown field "${field}" (allowed: event, topic, data)`);
+    if (!KNOWN_FIELDS.has(field)) invalid(`unknown field "${field}" (allowed: event, topic, data, private)`);
   }
   if (!('data' in message) || message.data === undefined) invalid('"data" is missing');
   const { event, topic } = message;
+  const hidden = message.private;
   if (event !== undefined && typeof event !== 'string') invalid('"event" must be a string');
   if (topic !== undefined && typeof topic !== 'string') invalid('"topic" must be a string');
-  checkMeta({ event: event as string | undefined, topic: topic as string | undefined }, where);
+  if (hidden !== undefined && typeof hidden !== 'boolean') invalid('"private" must be true or false');
+  checkMeta({ event: event as string | undefined, topic: topic as string | undefined, private: hidden as boolean | undefined }, where);
   let data: string | undefined;
   try {
     data = JSON.stringify(message.data);
@@ -64,7 +73,8 @@ export function draftFromMessage(value: unknown, where = ''): EventDraft {
     invalid(`"data" cannot be serialized as JSON (${(error as Error).message})`);
   }
   if (data === undefined) invalid('"data" is not a JSON value');
-  return { event: event as string | undefined, topic: topic as string | undefined, data: data! };
+  const draft = { event: event as string | undefined, topic: topic as string | undefined, data: data! };
+  return hidden === true ? { ...draft, private: true } : draft;
 }
 
 /** Checks a JSON publish body: one message or a non-empty array of them. */
@@ -77,5 +87,6 @@ export function draftsFromBody(body: unknown): EventDraft[] {
 /** Checks a plain-text publish: the text is the data, verbatim. */
 export function draftFromText(text: string, meta: TextMessageMeta = {}): EventDraft {
   checkMeta(meta, '');
-  return { event: meta.event, topic: meta.topic, data: text };
+  const draft = { event: meta.event, topic: meta.topic, data: text };
+  return meta.private === true ? { ...draft, private: true } : draft;
 }

@@ -26,4 +26,6 @@ export type CloseReason =
   /** The hub is shutting down. */
   | 'shutdown'
   /** This node may have missed events from a shared log; the client resumes from its last id. */
-  | 'log-gap';
+  | 'log-gap'
+  /** The subscriber's token expired; the client reconnects with a fresh one. */
+  | 'token-expired';

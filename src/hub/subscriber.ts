@@ -34,6 +34,8 @@ export class Subscriber {
   /** The last publish batch this subscriber was matched in; avoids double delivery when several selectors match. */
   lastDispatch = 0;
   readonly connectedAt = Date.now();
+  /** Ends the stream when the subscriber's token expires. */
+  expiry: NodeJS.Timeout | undefined;
   closeReason: CloseReason | undefined;
   private readonly closeListeners: ((reason: CloseReason) => void)[] = [];
   /** Created on first use only: most subscribers never wait for drain. */
@@ -43,6 +45,11 @@ export class Subscriber {
     readonly sink: StreamSink,
     /** Empty: every event, including events without a topic. */
     readonly selectors: readonly Selector[],
+    /**
+     * What the subscriber's token lets it receive, public or private;
+     * `undefined` for a subscriber without a token: public events only.
+     */
+    readonly scope?: readonly Selector[],
   ) {}
 
   /** A method rather than a `state` check, so it is re-read after every `await`. */
@@ -60,6 +67,7 @@ export class Subscriber {
     if (this.state === 'closed') return false;
     this.state = 'closed';
     this.closeReason = reason;
+    clearTimeout(this.expiry);
     this.held = [];
     this.pending = [];
     this.heldBytes = this.pendingBytes = 0;

@@ -15,6 +15,8 @@ export interface EventDraft {
   readonly event?: string | undefined;
   /** The `data` text exactly as subscribers will receive it. */
   readonly data: string;
+  /** Only subscribers whose token allows the topic receive it (see `--jwt-*`). */
+  readonly private?: boolean | undefined;
 }
 
 /** An event the log has accepted. */
@@ -69,4 +71,9 @@ export interface EventLog {
    */
   onGap?(listener: () => void): () => void;
   close(): Promise<void>;
+}
+
+/** The `private` flag of a draft, as a field to spread into an event: absent unless set, so public events carry nothing extra. */
+export function privacy(draft: EventDraft): { private?: true } {
+  return draft.private === true ? { private: true } : {};
 }

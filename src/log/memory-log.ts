@@ -2,7 +2,7 @@
  * The embedded default: the last `capacity` events in a ring, in memory.
  */
 
-import type { EventDraft, EventLog, EventLogStats, ResumeResult, StoredEvent, TailListener } from './event-log.js';
+import { privacy, type EventDraft, type EventLog, type EventLogStats, type ResumeResult, type StoredEvent, type TailListener } from './event-log.js';
 import { compareEventIds, EventIdGenerator, formatEventId, parseEventId, type EventId } from './event-id.js';
 
 interface Entry {
@@ -68,7 +68,7 @@ export class MemoryEventLog implements EventLog {
     const stored: StoredEvent[] = [];
     for (const draft of drafts) {
       const key = this.ids.next(this.now());
-      const event: StoredEvent = { id: formatEventId(key), topic: draft.topic, event: draft.event, data: draft.data };
+      const event: StoredEvent = { id: formatEventId(key), topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) };
       this.keep({ key, event });
       this.newest = key;
       stored.push(event);

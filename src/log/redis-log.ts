@@ -22,7 +22,7 @@
 
 import { Redis, type RedisOptions } from 'ioredis';
 import { HeraldError } from '../errors.js';
-import type { EventDraft, EventLog, EventLogStats, LogHealth, ResumeResult, StoredEvent, TailListener } from './event-log.js';
+import { privacy, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ResumeResult, type StoredEvent, type TailListener } from './event-log.js';
 import { compareEventIds, formatEventId, parseEventId, type EventId } from './event-id.js';
 
 export interface RedisLogOptions {
@@ -56,7 +56,7 @@ const MAX_BACKOFF_MS = 2000;
  * its counter. Each entry gets the next count as field `n`, so a reader sees a
  * hole (events trimmed before it read them, or lost with Redis's data) as a
  * jump in `n` without asking Redis anything else.
- * ARGV: max length, then topic, type, data for each event ('' = absent; neither may be empty when present).
+ * ARGV: max length, then topic, type, private ('1' or ''), data for each event ('' = absent; neither topic nor type may be empty when present).
  *
  * The birth time marks where this stream's knowledge starts: an id from before
  * it (from an earlier stream Redis lost, say) may have missed events. Redis 7
@@ -68,10 +68,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SET', KEYS[2], tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 end
 local ids = {}
-for i = 2, #ARGV, 3 do
-  local fields = {'n', redis.call('INCR', KEYS[4]), 'd', ARGV[i + 2]}
+for i = 2, #ARGV, 4 do
+  local fields = {'n', redis.call('INCR', KEYS[4]), 'd', ARGV[i + 3]}
   if ARGV[i] ~= '' then fields[#fields + 1] = 't'; fields[#fields + 1] = ARGV[i] end
   if ARGV[i + 1] ~= '' then fields[#fields + 1] = 'e'; fields[#fields + 1] = ARGV[i + 1] end
+  if ARGV[i + 2] ~= '' then fields[#fields + 1] = 'p'; fields[#fields + 1] = '1' end
   ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', unpack(fields))
 end
 local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
@@ -215,7 +216,7 @@ export class RedisEventLog implements EventLog {
   async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
     if (this.closed) throw new Error('the Redis event log is closed');
     const args: string[] = [];
-    for (const draft of drafts) args.push(draft.topic ?? '', draft.event ?? '', draft.data);
+    for (const draft of drafts) args.push(draft.topic ?? '', draft.event ?? '', draft.private === true ? '1' : '', draft.data);
     let ids: string[];
     try {
       ids = await this.commands.heraldAppend(this.streamKey, this.bornKey, this.horizonKey, this.counterKey, this.maxLength, ...args);
@@ -228,7 +229,7 @@ export class RedisEventLog implements EventLog {
         { 'Retry-After': '1' },
       );
     }
-    return drafts.map((draft, i) => ({ id: ids[i]!, topic: draft.topic, event: draft.event, data: draft.data }));
+    return drafts.map((draft, i) => ({ id: ids[i]!, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) }));
   }
 
   async readAfter(lastEventId: string): Promise<ResumeResult> {
@@ -374,6 +375,7 @@ function countOf([, fields]: StreamEntry): number {
 function toStoredEvent([id, fields]: StreamEntry): StoredEvent {
   let topic: string | undefined;
   let type: string | undefined;
+  let hidden = false;
   let data = '';
   for (let i = 0; i < fields.length; i += 2) {
     const value = fields[i + 1]!;
@@ -387,9 +389,12 @@ function toStoredEvent([id, fields]: StreamEntry): StoredEvent {
       case 'e':
         type = value;
         break;
+      case 'p':
+        hidden = true;
+        break;
     }
   }
-  return { id, topic, event: type, data };
+  return hidden ? { id, topic, event: type, data, private: true } : { id, topic, event: type, data };
 }
 
 /**

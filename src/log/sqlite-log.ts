@@ -14,7 +14,7 @@
 
 import Database from 'better-sqlite3';
 import { HeraldError } from '../errors.js';
-import type { EventDraft, EventLog, EventLogStats, ResumeResult, StoredEvent, TailListener } from './event-log.js';
+import { privacy, type EventDraft, type EventLog, type EventLogStats, type ResumeResult, type StoredEvent, type TailListener } from './event-log.js';
 import { compareEventIds, EventIdGenerator, formatEventId, parseEventId, type EventId } from './event-id.js';
 
 export interface SqliteLogOptions {
@@ -37,6 +37,7 @@ interface Row {
   topic: string | null;
   type: string | null;
   data: string;
+  private: number | null;
 }
 
 interface PendingAppend {
@@ -81,12 +82,15 @@ export class SqliteEventLog implements EventLog {
       ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, ms INTEGER NOT NULL, n INTEGER NOT NULL) WITHOUT ROWID;
     `);
+    // Stores created before private events existed get the column; their events are all public.
+    const columns = this.db.prepare<[], { name: string }>('SELECT name FROM pragma_table_info(\'events\')').all();
+    if (!columns.some((column) => column.name === 'private')) this.db.exec('ALTER TABLE events ADD COLUMN private INTEGER');
     this.statements = {
-      insert: this.db.prepare('INSERT INTO events (ms, n, topic, type, data) VALUES (?, ?, ?, ?, ?)'),
+      insert: this.db.prepare('INSERT INTO events (ms, n, topic, type, data, private) VALUES (?, ?, ?, ?, ?, ?)'),
       setMeta: this.db.prepare('INSERT INTO meta (key, ms, n) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET ms = excluded.ms, n = excluded.n'),
       getMeta: this.db.prepare<[string], { ms: number; n: number }>('SELECT ms, n FROM meta WHERE key = ?'),
       count: this.db.prepare<[], { size: number }>('SELECT count(*) AS size FROM events'),
-      after: this.db.prepare<[number, number], Row>('SELECT ms, n, topic, type, data FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n'),
+      after: this.db.prepare<[number, number], Row>('SELECT ms, n, topic, type, data, private FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n'),
       oldestN: this.db.prepare<[number], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1 OFFSET ?'),
       first: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1'),
       last: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms DESC, n DESC LIMIT 1'),
@@ -124,7 +128,7 @@ export class SqliteEventLog implements EventLog {
     for (const { drafts } of appends) {
       for (const draft of drafts) {
         const key = keys[k++]!;
-        this.statements.insert.run(key.ms, key.seq, draft.topic ?? null, draft.event ?? null, draft.data);
+        this.statements.insert.run(key.ms, key.seq, draft.topic ?? null, draft.event ?? null, draft.data, draft.private === true ? 1 : null);
       }
     }
     this.saveMeta('newest', keys[keys.length - 1]!);
@@ -167,7 +171,7 @@ export class SqliteEventLog implements EventLog {
     const all: StoredEvent[] = [];
     const results = appends.map(({ drafts }) =>
       drafts.map((draft): StoredEvent => {
-        const event = { id: formatEventId(keys[k++]!), topic: draft.topic, event: draft.event, data: draft.data };
+        const event = { id: formatEventId(keys[k++]!), topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) };
         all.push(event);
         return event;
       }),
@@ -251,5 +255,6 @@ function toStoredEvent(row: Row): StoredEvent {
     topic: row.topic ?? undefined,
     event: row.type ?? undefined,
     data: row.data,
+    ...(row.private === 1 ? { private: true } : {}),
   };
 }

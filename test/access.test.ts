@@ -1,0 +1,170 @@
+/**
+ * Who may publish and who may listen, end to end: safe defaults, JWT on
+ * both routes, private events live and on resume, token expiry, `herald token`.
+ */
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { decodeJwt, SignJWT } from 'jose';
+import { CLI_PATH, sleep, spawnHerald, SseTap, startHub, trigger, withHub } from './helpers.js';
+
+const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!';
+const key = new TextEncoder().encode(SECRET);
+
+async function token(rights: { publish?: string[]; subscribe?: string[] }, lifetimeSeconds = 3600): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ herald: rights }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt(now).setExpirationTime(now + lifetimeSeconds).sign(key);
+}
+
+async function publishWith(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: any }> {
+  const response = await fetch(`${url}/trigger`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text === '' ? undefined : JSON.parse(text) };
+}
+
+const bearer = (value: string): Record<string, string> => ({ Authorization: `Bearer ${value}` });
+
+test('without a publisher key, only this machine may publish; a request through a proxy is refused with how to fix it', async () => {
+  await withHub({}, async ({ url }) => {
+    assert.equal((await trigger(url, { data: 1 })).status, 202, 'loopback publishes');
+    const proxied = await publishWith(url, { data: 2 }, { 'X-Forwarded-For': '203.0.113.9' });
+    assert.equal(proxied.status, 401);
+    assert.equal(proxied.body.error.code, 'HERALD_ERR_UNAUTHORIZED');
+    assert.match(proxied.body.error.message, /--jwt-key/);
+    assert.match(proxied.headers.get('www-authenticate') ?? '', /^Bearer realm="herald"/);
+  });
+});
+
+test('binding to every interface without a publisher key warns once, loudly', async () => {
+  const node = await spawnHerald(['--host', '0.0.0.0']);
+  try {
+    const warnings = node.output().match(/WARNING: listening on 0\.0\.0\.0 without a publisher key/g) ?? [];
+    assert.equal(warnings.length, 1, node.output());
+  } finally {
+    node.child.kill('SIGTERM');
+    await node.exited;
+  }
+});
+
+test('with --jwt-key, publishing needs a token whose publish selectors cover every event of the request', async () => {
+  await withHub({ jwtKey: SECRET }, async ({ url }) => {
+    const tap = await SseTap.open(url, '/events');
+    const missing = await publishWith(url, { topic: 'orders/1', data: 1 });
+    assert.equal(missing.status, 401, 'loopback needs a token too once a key is set');
+    assert.match(missing.headers.get('www-authenticate') ?? '', /Bearer realm="herald"/);
+
+    const forged = await publishWith(url, { topic: 'orders/1', data: 1 }, bearer(`${await token({ publish: ['**'] })}x`));
+    assert.equal(forged.status, 401);
+    assert.match(forged.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+
+    const orders = await token({ publish: ['orders/*'] });
+    assert.equal((await publishWith(url, { topic: 'orders/1', data: 'ok' }, bearer(orders))).status, 202);
+    const other = await publishWith(url, { topic: 'users/1', data: 'no' }, bearer(orders));
+    assert.equal(other.status, 403);
+    assert.equal(other.body.error.code, 'HERALD_ERR_FORBIDDEN');
+    const mixed = await publishWith(url, [{ topic: 'orders/2', data: 'half' }, { topic: 'users/2', data: 'no' }], bearer(orders));
+    assert.equal(mixed.status, 403, 'one disallowed event refuses the whole batch');
+    const untopical = await publishWith(url, { data: 'no topic' }, bearer(orders));
+    assert.equal(untopical.status, 403, 'an event without a topic needs the selector **');
+
+    await publishWith(url, { topic: 'orders/3', data: 'last' }, bearer(orders));
+    await tap.waitForEvents(2);
+    await sleep(100);
+    assert.deepEqual(tap.events.map((e) => e.data), ['"ok"', '"last"'], 'nothing refused was stored or delivered');
+    tap.close();
+  });
+});
+
+test('private events reach only subscribers whose token allows the topic, live and on resume', async () => {
+  const hub = await startHub({ jwtKey: SECRET });
+  try {
+    const publisher = bearer(await token({ publish: ['**'] }));
+    const ordersReader = await token({ subscribe: ['orders/**'] });
+    const anonymous = await SseTap.open(hub.url, '/events');
+    const holder = await SseTap.open(hub.url, '/events', bearer(ordersReader));
+    const viaCookie = await SseTap.open(hub.url, '/events?topic=orders/eu', { Cookie: `theme=dark; herald_auth=${ordersReader}` });
+    const viaQuery = await SseTap.open(hub.url, `/events?topic=orders/*&access_token=${ordersReader}`);
+    for (const tap of [anonymous, holder, viaCookie, viaQuery]) assert.equal(tap.status, 200);
+
+    const first = await publishWith(hub.url, { topic: 'orders/eu', data: 'public order' }, publisher);
+    await publishWith(hub.url, { topic: 'orders/eu', data: 'secret order', private: true }, publisher);
+    await publishWith(hub.url, { topic: 'users/1', data: 'secret user', private: true }, publisher);
+    await publishWith(hub.url, { topic: 'users/1', data: 'public user' }, publisher);
+
+    await anonymous.waitForEvents(2);
+    await holder.waitForEvents(2);
+    await viaCookie.waitForEvents(2);
+    await viaQuery.waitForEvents(2);
+    await sleep(100);
+    assert.deepEqual(anonymous.events.map((e) => e.data), ['"public order"', '"public user"'], 'no token: public events only');
+    assert.deepEqual(holder.events.map((e) => e.data), ['"public order"', '"secret order"'], 'a token: its topics only, private included');
+    assert.deepEqual(viaCookie.events.map((e) => e.data), ['"public order"', '"secret order"'], 'the cookie carries the token');
+    assert.deepEqual(viaQuery.events.map((e) => e.data), ['"public order"', '"secret order"'], 'so does ?access_token=');
+
+    const resumedAnonymous = await SseTap.open(hub.url, '/events', { 'Last-Event-ID': first.body.id });
+    const resumedHolder = await SseTap.open(hub.url, '/events', { 'Last-Event-ID': first.body.id, ...bearer(ordersReader) });
+    await resumedAnonymous.waitForEvents(1);
+    await resumedHolder.waitForEvents(1);
+    await sleep(150);
+    assert.deepEqual(resumedAnonymous.events.map((e) => e.data), ['"public user"'], 'a replay never leaks a private event');
+    assert.deepEqual(resumedHolder.events.map((e) => e.data), ['"secret order"']);
+    for (const tap of [anonymous, holder, viaCookie, viaQuery, resumedAnonymous, resumedHolder]) tap.close();
+  } finally {
+    await hub.close();
+  }
+});
+
+test('subscribing: a bad token is 401, selectors outside the token are 403, a token that expires ends the stream', async () => {
+  await withHub({ jwtKey: SECRET, jwtClockSkew: 0 }, async ({ url }) => {
+    const bad = await SseTap.open(url, '/events', bearer('not.a.token'));
+    assert.equal(bad.status, 401);
+    assert.match(String(bad.headers['www-authenticate']), /error="invalid_token"/);
+
+    const ordersOnly = await token({ subscribe: ['orders/*'] });
+    const outside = await SseTap.open(url, '/events?topic=users/*', bearer(ordersOnly));
+    assert.equal(outside.status, 403);
+    assert.match(outside.raw, /HERALD_ERR_FORBIDDEN/);
+
+    const shortLived = await SseTap.open(url, '/events', bearer(await token({ subscribe: ['**'] }, 1)));
+    assert.equal(shortLived.status, 200);
+    await shortLived.waitForEnd(10_000);
+    assert.ok(shortLived.ended, 'the stream ends when its token expires; the client reconnects with a fresh one');
+  });
+});
+
+test('herald token mints a token the hub accepts, and log lines never contain tokens', async () => {
+  const minted = spawnSync(process.execPath, [CLI_PATH, 'token', '--publish', 'orders/*', '--subscribe', '**', '--ttl', '10m'], {
+    env: { ...process.env, HERALD_JWT_KEY: SECRET },
+    encoding: 'utf8',
+  });
+  assert.equal(minted.status, 0, minted.stderr);
+  const value = minted.stdout.trim();
+  const claims = decodeJwt(value);
+  assert.deepEqual(claims.herald, { publish: ['orders/*'], subscribe: ['**'] });
+  assert.ok(claims.exp! - claims.iat! === 600);
+
+  const node = await spawnHerald(['--jwt-key', SECRET]);
+  try {
+    assert.equal((await publishWith(node.url, { topic: 'orders/9', data: 1 }, bearer(value))).status, 202);
+    assert.equal((await publishWith(node.url, { topic: 'orders/9', data: 1 }, bearer(`${value}tampered`))).status, 401);
+    const tap = await SseTap.open(node.url, `/events?access_token=${value}`);
+    tap.close();
+  } finally {
+    node.child.kill('SIGTERM');
+    await node.exited;
+  }
+  assert.ok(!node.output().includes(value.slice(-20)), 'no token in the output');
+  assert.ok(!node.output().includes(SECRET), 'no secret in the output');
+
+  const noKey = spawnSync(process.execPath, [CLI_PATH, 'token', '--publish', 'x'], { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8' });
+  assert.equal(noKey.status, 2);
+  assert.match(noKey.stderr, /HERALD_JWT_KEY/);
+});
+
+test('an invalid key stops the start with a one-line error that names the option, never the secret', async () => {
+  const short = spawnSync(process.execPath, [CLI_PATH, '--jwt-key', 'short-secret'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+  assert.equal(short.status, 2);
+  assert.match(short.stderr, /--jwt-key/);
+  assert.ok(!short.stderr.includes('short-secret'), short.stderr);
+});
