@@ -72,6 +72,7 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '3' },
       duration: { type: 'string', default: '5000' },
       json: { type: 'string' },
+      only: { type: 'string' },
       markdown: { type: 'string' },
     },
   });
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
     return pid === undefined ? [] : [pid];
   };
   try {
-    for (const scenario of suite.scenarios) {
+    for (const scenario of suite.scenarios.filter((candidate) => values.only === undefined || candidate.id === values.only)) {
       const result: ScenarioResult = { scenario, runs: {} };
       results.push(result);
       for (let run = 0; run < runs; run++) {
