@@ -36,6 +36,14 @@ export const ERROR_CATALOGUE = {
     summary: 'POST /trigger takes `application/json` or `text/plain`.',
   },
   HERALD_ERR_METHOD_NOT_ALLOWED: { status: 405, summary: 'The path does not accept this method.' },
+  HERALD_ERR_BAD_REQUEST: { status: 400, summary: 'The request is not well-formed HTTP (a bad header, length or request line).' },
+  HERALD_ERR_HEADERS_TOO_LARGE: { status: 431, summary: 'The request head is larger than 16 KB.' },
+  HERALD_ERR_EXPECTATION_FAILED: { status: 417, summary: 'An `Expect` header other than `100-continue`.' },
+  HERALD_ERR_REQUEST_TIMEOUT: { status: 408, summary: 'The request head did not arrive in time (30 s).' },
+  HERALD_ERR_RATE_LIMITED: {
+    status: 429,
+    summary: 'Too many publishes (`--publish-rate`) or streams (`--max-connections-per-ip`) from this address; see `Retry-After`.',
+  },
   HERALD_ERR_NOT_FOUND: { status: 404, summary: 'No such path.' },
   HERALD_ERR_TOO_MANY_CONNECTIONS: {
     status: 503,

@@ -14,6 +14,7 @@ import { MemoryEventLog } from './log/memory-log.js';
 import { RedisEventLog } from './log/redis-log.js';
 import { createTokenVerifier } from './auth/index.js';
 import { AccessPolicy } from './http/access.js';
+import { answerClientErrors } from './http/client-errors.js';
 import { SqliteEventLog } from './log/sqlite-log.js';
 
 /** Parts a library user may supply instead of the defaults. */
@@ -43,6 +44,8 @@ const LISTEN_BACKLOG = 4096;
 
 /** How long a publisher may take to send its body before it gets `408`. */
 const BODY_TIMEOUT_MS = 30_000;
+/** How often Node checks its connections' head and request deadlines (its default, 30 s, lets them run late). */
+const DEADLINE_CHECK_MS = 1000;
 
 export class Herald {
   /** The validated options, frozen. */
@@ -114,11 +117,23 @@ export class Herald {
           'Set --jwt-key (or --jwt-public-key, --jwt-jwks, --jwt-publisher-key) to let other machines publish with a token.',
       );
     }
-    const http = createHttpServer({ noDelay: true }, this.handler);
+    // Deadlines against slow clients (slowloris): the head within --head-timeout, the body within 30 s more.
+    // Host is checked by the HTTP layer, so its absence gets a JSON answer like every other error.
+    const http = createHttpServer(
+      {
+        noDelay: true,
+        headersTimeout: this.options.headTimeout,
+        requestTimeout: this.options.headTimeout + BODY_TIMEOUT_MS,
+        connectionsCheckingInterval: Math.min(DEADLINE_CHECK_MS, this.options.headTimeout),
+        requireHostHeader: false,
+      },
+      this.handler,
+    );
+    answerClientErrors(http);
     // This server never listens itself (the front door hands it connections), so start
     // its header and request timeouts the way `listen` would.
     http.emit('listening');
-    const frontDoor = new FrontDoor(this.hub, http, this.options.basePath);
+    const frontDoor = new FrontDoor(this.hub, http, this.options.basePath, this.options.headTimeout);
     const server = createNetServer({ noDelay: true }, frontDoor.accept);
     this.server = server;
     this.httpServer = http;

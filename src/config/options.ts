@@ -56,6 +56,8 @@ export interface HeraldOptions {
   jwtClockSkew?: Duration;
   /** The cookie a browser sends its token in. Default `herald_auth`. */
   authCookie?: string;
+  /** How long a client may take to send its request head, from its first byte (slowloris). Default `30s`. */
+  headTimeout?: Duration;
   /** A path prefix the handler strips, e.g. `/herald` when mounted there without a framework that strips it. Default none. */
   basePath?: string;
 }
@@ -84,6 +86,7 @@ export interface ResolvedOptions {
   readonly jwtJwks: string;
   readonly jwtClockSkew: number;
   readonly authCookie: string;
+  readonly headTimeout: number;
 }
 
 type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path' | 'file' | 'redis-url' | 'name' | 'workers' | 'secret';
@@ -125,6 +128,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'maxBody', flag: 'max-body', env: ['HERALD_MAX_BODY'], kind: 'size', defaultValue: 1024 ** 2, min: 1, max: 1024 ** 3, description: 'largest POST /trigger body; larger gets 413' },
   { key: 'maxBuffer', flag: 'max-buffer', env: ['HERALD_MAX_BUFFER'], kind: 'size', defaultValue: 4 * 1024 ** 2, min: 1024, max: 1024 ** 3, description: 'bytes queued for one subscriber before it is dropped as too slow' },
   { key: 'basePath', flag: 'base-path', env: ['HERALD_BASE_PATH'], kind: 'path', defaultValue: '', min: 0, max: 0, description: 'path prefix to serve under, e.g. /herald (none by default)' },
+  { key: 'headTimeout', flag: 'head-timeout', env: ['HERALD_HEAD_TIMEOUT'], kind: 'duration', defaultValue: 30_000, min: 100, max: 600_000, description: 'time a client has to send its request head, from its first byte' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', env: ['HERALD_SHUTDOWN_TIMEOUT'], kind: 'duration', defaultValue: 4000, min: 0, max: MAX_TIMER_MS, description: 'on SIGTERM/SIGINT, how long to wait for in-flight publishes' },
 ];
 

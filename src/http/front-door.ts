@@ -13,16 +13,15 @@
  * response head are written here by hand.
  */
 
-import { STATUS_CODES, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { HeraldError } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
+import { writeRawError } from './client-errors.js';
 import { SocketSink, STREAM_HEADERS, subscriptionOf } from './events.js';
 
 /** Node's default `maxHeaderSize`: a longer head goes to Node, which answers 431. */
 const MAX_HEAD_BYTES = 16 * 1024;
-/** How long a client may take to send its request head (slowloris). */
-const HEAD_TIMEOUT_MS = 30_000;
 const HEAD_END = Buffer.from('\r\n\r\n');
 const GET = Buffer.from('GET /');
 const REQUEST_LINE = /^GET (\/[^\s]*) HTTP\/1\.[01]$/;
@@ -41,21 +40,23 @@ export class FrontDoor {
     private readonly hub: Hub,
     private readonly http: Server,
     private readonly basePath: string,
+    /** How long a client may take to send its request head, from its first byte (slowloris). */
+    private readonly headTimeout: number,
   ) {}
 
   /** The `connection` listener of the listening server. */
   readonly accept = (socket: Socket): void => {
     socket.setNoDelay(true);
-    socket.setTimeout(HEAD_TIMEOUT_MS);
+    // A deadline, not an idle timeout: a client dribbling a byte at a time must not hold the connection.
+    const deadline = setTimeout(() => socket.destroy(), this.headTimeout);
+    deadline.unref();
     let head: Buffer = Buffer.alloc(0);
-    const onTimeout = (): void => {
-      socket.destroy();
-    };
     const onData = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       // Only `GET /…` can take the fast path; decide on the first bytes when possible.
       const prefix = Math.min(head.length, GET.length);
       if (head.compare(GET, 0, prefix, 0, prefix) !== 0) return handOff();
+      if (hasBareLineFeed(head)) return handOff();
       const end = head.indexOf(HEAD_END);
       // Too long a head is Node's to refuse (431), whether or not it is complete.
       if ((end === -1 ? head.length : end) > MAX_HEAD_BYTES) return handOff();
@@ -69,8 +70,7 @@ export class FrontDoor {
     };
     const detach = (): void => {
       socket.off('data', onData);
-      socket.off('timeout', onTimeout);
-      socket.setTimeout(0);
+      clearTimeout(deadline);
     };
     const handOff = (): void => {
       detach();
@@ -80,7 +80,7 @@ export class FrontDoor {
       socket.resume();
     };
     socket.on('data', onData);
-    socket.on('timeout', onTimeout);
+    socket.once('close', () => clearTimeout(deadline));
     // Errors before the hand-off (a reset) end here; Node's server adds its own handler after.
     socket.on('error', ignore);
   };
@@ -130,6 +130,8 @@ function parseHead(text: string, basePath: string): ParsedHead | undefined {
   if (basePath !== '' && path.startsWith(`${basePath}/`)) path = path.slice(basePath.length);
   if (path !== '/events') return undefined;
   let lastEventId: string | undefined;
+  // HTTP/1.1 requires Host; without one, Node's side answers the 400.
+  let host = match[0].endsWith('1.0');
   for (let i = 1; i < lines.length; i++) {
     const header = HEADER_LINE.exec(lines[i]!);
     // Folded or malformed lines: let Node's parser decide.
@@ -139,24 +141,25 @@ function parseHead(text: string, basePath: string): ParsedHead | undefined {
     if (name === 'content-length' || name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') return undefined;
     // Requests with credentials are checked by the HTTP layer, which verifies tokens.
     if (name === 'authorization' || name === 'cookie') return undefined;
+    if (name === 'host') host = true;
     if (name === 'last-event-id') {
       if (lastEventId !== undefined) return undefined;
       // Read as latin1, as Node's parser reads header values, so both paths see the same id.
       lastEventId = header[2]!;
     }
   }
+  if (!host) return undefined;
   const query = new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1));
   if (query.has('access_token')) return undefined;
   return { query, lastEventId };
 }
 
 function answerError(socket: Socket, error: unknown): void {
-  const known = error instanceof HeraldError ? error : new HeraldError('HERALD_ERR_INTERNAL', 'an unexpected error occurred');
-  const body = JSON.stringify(known.toJSON());
-  const extra = Object.entries(known.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  socket.end(
-    `HTTP/1.1 ${known.status} ${STATUS_CODES[known.status] ?? ''}\r\n` +
-      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      `Cache-Control: no-store\r\n${extra}Connection: close\r\nDate: ${new Date().toUTCString()}\r\n\r\n${body}`,
-  );
+  writeRawError(socket, error instanceof HeraldError ? error : new HeraldError('HERALD_ERR_INTERNAL', 'an unexpected error occurred'));
+}
+
+/** A line feed not preceded by a carriage return: Node's parser decides what such a head means. */
+function hasBareLineFeed(head: Buffer): boolean {
+  for (let at = head.indexOf(10); at !== -1; at = head.indexOf(10, at + 1)) if (at === 0 || head[at - 1] !== 13) return true;
+  return false;
 }

@@ -43,6 +43,10 @@ export class HttpLayer {
 
   /** The request listener. */
   readonly handle: RequestHandler = (req, res, next) => {
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+      sendError(res, new HeraldError('HERALD_ERR_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'));
+      return;
+    }
     let url: URL;
     try {
       // An origin-form target like `//events` must stay a path, not become a host.

@@ -15,7 +15,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 /** Answers with `{"error": {"code", "message"}}` and the error's status and headers. */
 export function sendError(res: ServerResponse, error: unknown): void {
   const known = error instanceof HeraldError ? error : new HeraldError('HERALD_ERR_INTERNAL', 'an unexpected error occurred');
-  if (res.headersSent) {
+  // Already answered (headers out, or the connection answered and closed by the parser's error handler).
+  if (res.headersSent || res.socket?.writable === false) {
     res.destroy();
     return;
   }

@@ -99,6 +99,8 @@ export async function handleTrigger(
   const { drafts, batch } = await readDrafts(req, type, url.searchParams, limits);
   // Checked once the topics are known; nothing is stored unless every event is allowed.
   await access.checkPublish(req, url, drafts);
+  // The connection broke meanwhile (the client left, or sent garbage after the body): store nothing it cannot hear about.
+  if (req.socket.destroyed) return;
   const published = await hub.append(drafts);
   sendJson(res, 202, batch ? published : published[0]);
 }

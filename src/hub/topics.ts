@@ -13,6 +13,8 @@ export const MAX_TOPIC_LENGTH = 1024;
 export const MAX_EVENT_TYPE_LENGTH = 256;
 
 const FORBIDDEN = /[\r\n\0]/;
+/** Half of a UTF-16 pair without its other half: not a character, and UTF-8 cannot carry it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function describe(value: string): string {
   return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
@@ -26,6 +28,7 @@ export function parseTopic(topic: string): string[] {
   if (topic.length === 0) fail('is empty');
   if (topic.length > MAX_TOPIC_LENGTH) fail(`is longer than ${MAX_TOPIC_LENGTH} characters`);
   if (FORBIDDEN.test(topic)) fail('must not contain CR, LF or NUL');
+  if (LONE_SURROGATE.test(topic)) fail('is not well-formed Unicode (a lone surrogate)');
   const segments = topic.split('/');
   if (segments.some((s) => s === '')) fail('has an empty segment (leading, trailing or double "/")');
   if (topic.includes('*')) {
@@ -42,6 +45,7 @@ export function checkEventType(type: string): void {
   if (type.length === 0) fail('is empty');
   if (type.length > MAX_EVENT_TYPE_LENGTH) fail(`is longer than ${MAX_EVENT_TYPE_LENGTH} characters`);
   if (FORBIDDEN.test(type)) fail('must not contain CR, LF or NUL');
+  if (LONE_SURROGATE.test(type)) fail('is not well-formed Unicode (a lone surrogate)');
 }
 
 /** A parsed selector: its segments, with `*` and a final `**` as wildcards. */
@@ -57,6 +61,7 @@ export function parseSelector(source: string): Selector {
   if (source.length === 0) fail('is empty');
   if (source.length > MAX_TOPIC_LENGTH) fail(`is longer than ${MAX_TOPIC_LENGTH} characters`);
   if (FORBIDDEN.test(source)) fail('must not contain CR, LF or NUL');
+  if (LONE_SURROGATE.test(source)) fail('is not well-formed Unicode (a lone surrogate)');
   const segments = source.split('/');
   segments.forEach((segment, index) => {
     if (segment === '') fail('has an empty segment (leading, trailing or double "/")');
