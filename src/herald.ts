@@ -15,6 +15,8 @@ import { RedisEventLog } from './log/redis-log.js';
 import { createTokenVerifier } from './auth/index.js';
 import { AccessPolicy } from './http/access.js';
 import { answerClientErrors } from './http/client-errors.js';
+import { CorsPolicy, parseOrigins } from './http/cors.js';
+import { PublishRateLimiter } from './http/rate-limit.js';
 import { SqliteEventLog } from './log/sqlite-log.js';
 
 /** Parts a library user may supply instead of the defaults. */
@@ -23,6 +25,8 @@ export interface HeraldParts {
   eventLog?: EventLog;
   /** Told, in one line, about events worth an operator's attention (Redis lost or back, an exposed publish endpoint). */
   notify?: (message: string) => void;
+  /** Whether `listen()` warns about an exposed publish endpoint (the primary of `--workers` warns once for all). Default true. */
+  warnOnExposure?: boolean;
   /** How to name an option in an error, e.g. `--jwt-key`; default `option "jwtKey"`. */
   label?: (key: keyof ResolvedOptions) => string;
 }
@@ -59,7 +63,9 @@ export class Herald {
   readonly handler: RequestHandler;
   private readonly http: HttpLayer;
   private readonly access: AccessPolicy;
+  private readonly rate: PublishRateLimiter;
   private readonly notify: (message: string) => void;
+  private readonly warnOnExposure: boolean;
   private server: Server | undefined;
   private frontDoor: FrontDoor | undefined;
   private httpServer: ReturnType<typeof createHttpServer> | undefined;
@@ -84,7 +90,16 @@ export class Herald {
       : undefined;
     this.access = new AccessPolicy(verifier, options.authCookie);
     this.notify = parts.notify ?? (() => {});
-    this.http = new HttpLayer(this.hub, { access: this.access, maxBody: options.maxBody, basePath: options.basePath, bodyTimeout: BODY_TIMEOUT_MS });
+    this.warnOnExposure = parts.warnOnExposure ?? true;
+    this.rate = new PublishRateLimiter(options.publishRate, options.publishBurst || options.publishRate);
+    this.http = new HttpLayer(this.hub, {
+      access: this.access,
+      cors: new CorsPolicy(parseOrigins(options.corsOrigin) ?? []),
+      rate: this.rate,
+      maxBody: options.maxBody,
+      basePath: options.basePath,
+      bodyTimeout: BODY_TIMEOUT_MS,
+    });
     this.handler = this.http.handle;
   }
 
@@ -111,12 +126,8 @@ export class Herald {
     // does not stop the hub from starting (it reports 503 until the log is back).
     await this.hub.log.ready?.();
     if (this.server !== undefined) throw new Error('the hub is already listening');
-    if (!this.access.publishersNeedTokens && !isLoopbackHost(host)) {
-      this.notify(
-        `WARNING: listening on ${host} without a publisher key: POST /trigger is refused (401) for every client but this machine. ` +
-          'Set --jwt-key (or --jwt-public-key, --jwt-jwks, --jwt-publisher-key) to let other machines publish with a token.',
-      );
-    }
+    const warning = exposureWarning(this.options, host);
+    if (warning !== undefined && this.warnOnExposure) this.notify(warning);
     // Deadlines against slow clients (slowloris): the head within --head-timeout, the body within 30 s more.
     // Host is checked by the HTTP layer, so its absence gets a JSON answer like every other error.
     const http = createHttpServer(
@@ -164,6 +175,7 @@ export class Herald {
     const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
     await this.http.drain(this.options.shutdownTimeout);
     await this.hub.close();
+    this.rate.close();
     if (http !== undefined && frontDoor !== undefined) {
       http.close();
       http.closeIdleConnections();
@@ -177,6 +189,20 @@ export class Herald {
       clearTimeout(force);
     }
   }
+}
+
+/**
+ * The start-up warning for a hub reachable from other machines whose
+ * publishers need no token (they are then refused, so nobody can publish
+ * remotely until a key is set); `undefined` when there is nothing to say.
+ */
+export function exposureWarning(options: ResolvedOptions, host: string = options.host): string | undefined {
+  if (options.jwtKey !== '' || options.jwtPublicKey !== '' || options.jwtJwks !== '' || options.jwtPublisherKey !== '') return undefined;
+  if (isLoopbackHost(host)) return undefined;
+  return (
+    `WARNING: listening on ${host} without a publisher key: POST /trigger is refused (401) for every client but this machine. ` +
+    'Set --jwt-key (or --jwt-public-key, --jwt-jwks, --jwt-publisher-key) to let other machines publish with a token.'
+  );
 }
 
 function hasAnyKey(options: ResolvedOptions): boolean {

@@ -102,6 +102,11 @@ describe('resolveOptions', () => {
         jwtClockSkew: 30_000,
         authCookie: 'herald_auth',
         headTimeout: 30_000,
+        corsOrigin: '',
+        maxConnectionsPerIp: 0,
+        publishRate: 0,
+        publishBurst: 0,
+        maxTopics: 64,
       },
     );
     assert.deepEqual({ ...resolveOptions({}) }, { ...resolveOptions() });
@@ -138,6 +143,7 @@ describe('resolveOptions', () => {
         port: 8080, host: '::1', heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
         shutdownTimeout: 60_000, basePath: '/herald', historyTtl: 86_400_000, store: 'herald.db', redis: '', redisPrefix: 'herald', workers: 2,
         jwtKey: '', jwtPublicKey: '', jwtPublisherKey: '', jwtSubscriberKey: '', jwtJwks: '', jwtClockSkew: 30_000, authCookie: 'herald_auth', headTimeout: 30_000,
+        corsOrigin: '', maxConnectionsPerIp: 0, publishRate: 0, publishBurst: 0, maxTopics: 64,
       },
     );
   });
@@ -473,5 +479,14 @@ describe('scale-out options', () => {
   test('--store and --redis exclude each other, with both named', () => {
     const command = parseCommandLine(['--store', 'x.db'], { HERALD_REDIS_URL: 'redis://127.0.0.1:1' });
     assertInvalidOption(() => resolveOptions(command.options, (spec) => command.sources.get(spec.key) ?? spec.key), '--store', 'HERALD_REDIS_URL');
+  });
+});
+
+describe('browser and limit options', () => {
+  test('--cors-origin takes exact origins or *, and refuses anything with a path, a query or another scheme', () => {
+    assert.equal(resolveOptions({ corsOrigin: 'https://app.example.com, http://localhost:5173,*' }).corsOrigin, 'https://app.example.com, http://localhost:5173,*');
+    for (const bad of ['app.example.com', 'https://app.example.com/path', 'ftp://x.example', 'https://a.example?x=1', 'https://user@a.example']) {
+      assertInvalidOption(() => resolveOptions({ corsOrigin: bad }), 'corsOrigin');
+    }
   });
 });

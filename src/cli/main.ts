@@ -8,7 +8,7 @@ import cluster from 'node:cluster';
 import { ClusterPrimary } from '../cluster/primary.js';
 import { WorkerEventLog } from '../cluster/worker-log.js';
 import { OPTION_SPECS, resolveOptions, type OptionSpec, type ResolvedOptions } from '../config/options.js';
-import { Herald } from '../herald.js';
+import { exposureWarning, Herald } from '../herald.js';
 import { VERSION } from '../version.js';
 import { helpText, parseCommandLine } from './args.js';
 import { tokenCommand } from './token.js';
@@ -80,7 +80,7 @@ async function serve(options: ResolvedOptions): Promise<void> {
   const eventLog = worker && options.redis === '' ? new WorkerEventLog(process as never) : undefined;
   let herald: Herald;
   try {
-    herald = new Herald(options, { eventLog, notify: (line) => warn(`${tag}: ${line}`), label: labelOf });
+    herald = new Herald(options, { eventLog, notify: (line) => warn(`${tag}: ${line}`), label: labelOf, warnOnExposure: !worker });
   } catch (error) {
     warn(`herald: ${(error as Error).message}`);
     process.exit(2);
@@ -104,6 +104,8 @@ async function supervise(options: ResolvedOptions): Promise<void> {
   const primary = new ClusterPrimary(options, { info: (line) => void process.stdout.write(`${line}\n`), warn });
   onStopSignal(options.shutdownTimeout * 2 + 2000, () => primary.stop(), true);
   try {
+    const exposed = exposureWarning(options);
+    if (exposed !== undefined) warn(`herald: ${exposed}`);
     const url = await primary.start();
     process.stdout.write(readyLine(url, ` with ${options.workers} workers`));
   } catch (error) {

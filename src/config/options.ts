@@ -5,6 +5,7 @@
 
 import { availableParallelism } from 'node:os';
 import { HeraldError } from '../errors.js';
+import { parseOrigins } from './origins.js';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.js';
 
 /** A duration: milliseconds, or text such as `250ms`, `30s`, `5m`, `1h`. */
@@ -56,6 +57,16 @@ export interface HeraldOptions {
   jwtClockSkew?: Duration;
   /** The cookie a browser sends its token in. Default `herald_auth`. */
   authCookie?: string;
+  /** Origins whose pages may use the hub from the browser: a comma-separated list, or `*` (never with credentials). Default none. */
+  corsOrigin?: string;
+  /** Streams one client address may hold; `0`: no limit. Default `0`. */
+  maxConnectionsPerIp?: number | string;
+  /** Events per second one client address may publish (token bucket); `0`: no limit. Default `0`. */
+  publishRate?: number | string;
+  /** Events a client may publish at once before `publishRate` applies; `0`: as many as `publishRate`. Default `0`. */
+  publishBurst?: number | string;
+  /** Topic selectors one subscription may name. Default `64`. */
+  maxTopics?: number | string;
   /** How long a client may take to send its request head, from its first byte (slowloris). Default `30s`. */
   headTimeout?: Duration;
   /** A path prefix the handler strips, e.g. `/herald` when mounted there without a framework that strips it. Default none. */
@@ -87,9 +98,14 @@ export interface ResolvedOptions {
   readonly jwtClockSkew: number;
   readonly authCookie: string;
   readonly headTimeout: number;
+  readonly corsOrigin: string;
+  readonly maxConnectionsPerIp: number;
+  readonly publishRate: number;
+  readonly publishBurst: number;
+  readonly maxTopics: number;
 }
 
-type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path' | 'file' | 'redis-url' | 'name' | 'workers' | 'secret';
+type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path' | 'file' | 'redis-url' | 'name' | 'workers' | 'secret' | 'origins';
 
 export interface OptionSpec {
   readonly key: keyof ResolvedOptions;
@@ -128,6 +144,11 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'maxBody', flag: 'max-body', env: ['HERALD_MAX_BODY'], kind: 'size', defaultValue: 1024 ** 2, min: 1, max: 1024 ** 3, description: 'largest POST /trigger body; larger gets 413' },
   { key: 'maxBuffer', flag: 'max-buffer', env: ['HERALD_MAX_BUFFER'], kind: 'size', defaultValue: 4 * 1024 ** 2, min: 1024, max: 1024 ** 3, description: 'bytes queued for one subscriber before it is dropped as too slow' },
   { key: 'basePath', flag: 'base-path', env: ['HERALD_BASE_PATH'], kind: 'path', defaultValue: '', min: 0, max: 0, description: 'path prefix to serve under, e.g. /herald (none by default)' },
+  { key: 'corsOrigin', flag: 'cors-origin', env: ['HERALD_CORS_ORIGIN'], kind: 'origins', defaultValue: '', min: 0, max: 0, description: 'origins allowed to use the hub from a browser, comma-separated, or * (none: same origin only)' },
+  { key: 'maxConnectionsPerIp', flag: 'max-connections-per-ip', env: ['HERALD_MAX_CONNECTIONS_PER_IP'], kind: 'integer', defaultValue: 0, min: 0, max: 10_000_000, description: 'streams one client address may hold; more get 429 (0: no limit)' },
+  { key: 'publishRate', flag: 'publish-rate', env: ['HERALD_PUBLISH_RATE'], kind: 'integer', defaultValue: 0, min: 0, max: 10_000_000, description: 'events per second one client address may publish; more get 429 (0: no limit)' },
+  { key: 'publishBurst', flag: 'publish-burst', env: ['HERALD_PUBLISH_BURST'], kind: 'integer', defaultValue: 0, min: 0, max: 10_000_000, description: 'events a client may publish at once before --publish-rate applies (0: as many as the rate)' },
+  { key: 'maxTopics', flag: 'max-topics', env: ['HERALD_MAX_TOPICS'], kind: 'integer', defaultValue: 64, min: 1, max: 10_000, description: 'topic selectors one subscription may name; more get 400' },
   { key: 'headTimeout', flag: 'head-timeout', env: ['HERALD_HEAD_TIMEOUT'], kind: 'duration', defaultValue: 30_000, min: 100, max: 600_000, description: 'time a client has to send its request head, from its first byte' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', env: ['HERALD_SHUTDOWN_TIMEOUT'], kind: 'duration', defaultValue: 4000, min: 0, max: MAX_TIMER_MS, description: 'on SIGTERM/SIGINT, how long to wait for in-flight publishes' },
 ];
@@ -143,11 +164,13 @@ const EXPECTED: Record<Kind, string> = {
   name: 'letters, digits, ".", "_", ":" or "-"',
   workers: 'a whole number or auto',
   secret: 'text',
+  origins: 'origins such as https://app.example.com (scheme, host and port only), comma-separated, or *',
 };
 
 function convert(kind: Kind, value: number | string): number | string | undefined {
   if (kind === 'host') return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
   if (kind === 'file' || kind === 'secret') return typeof value === 'string' ? value : undefined;
+  if (kind === 'origins') return typeof value === 'string' && parseOrigins(value) !== undefined ? value.trim() : undefined;
   if (kind === 'redis-url') return typeof value === 'string' && (value === '' || isRedisUrl(value)) ? value : undefined;
   if (kind === 'name') return typeof value === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(value) ? value : undefined;
   if (kind === 'workers' && typeof value === 'string' && value.trim() === 'auto') return availableParallelism();

@@ -11,34 +11,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeraldError } from '../errors.js';
 import { sendError } from './respond.js';
 
+export { parseOrigins } from '../config/origins.js';
+
 /** Request headers a cross-origin client may send. */
 const ALLOWED_HEADERS = 'Authorization, Content-Type, Last-Event-ID';
 /** Response headers a cross-origin page may read. */
 const EXPOSED_HEADERS = 'Retry-After, WWW-Authenticate';
 /** How long a browser may cache a preflight answer, in seconds. */
 const PREFLIGHT_MAX_AGE = '600';
-
-/** Parses `--cors-origin`: a comma-separated list of origins (`https://app.example.com`) or `*`. `undefined` when malformed. */
-export function parseOrigins(text: string): string[] | undefined {
-  if (text.trim() === '') return [];
-  const origins: string[] = [];
-  for (const item of text.split(',').map((part) => part.trim())) {
-    if (item === '*') {
-      origins.push(item);
-      continue;
-    }
-    let url: URL;
-    try {
-      url = new URL(item);
-    } catch {
-      return undefined;
-    }
-    // An origin is scheme, host and port only: a path, query or credentials mean a typo.
-    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== item.replace(/\/$/, '')) return undefined;
-    origins.push(url.origin);
-  }
-  return origins;
-}
 
 export class CorsPolicy {
   private readonly listed: ReadonlySet<string>;

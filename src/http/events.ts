@@ -92,7 +92,7 @@ export async function handleEvents(hub: Hub, req: IncomingMessage, res: ServerRe
   const request = subscriptionOf(url.searchParams, req.headers['last-event-id']);
   const { scope, expiresAt } = await access.checkSubscribe(req, url, request.selectors);
   if (res.destroyed) return;
-  const subscriber = hub.subscribe({ ...request, scope, expiresAt, open: () => openStream(req, res) });
+  const subscriber = hub.subscribe({ ...request, scope, expiresAt, client: req.socket.remoteAddress, open: () => openStream(req, res) });
   // Socket errors (a reset mid-write) are handled by the HTTP server, which destroys the socket; `close` cleans up.
   res.once('close', () => hub.unsubscribe(subscriber));
 }

@@ -90,6 +90,7 @@ export class FrontDoor {
     try {
       subscriber = this.hub.subscribe({
         ...subscriptionOf(request.query, request.lastEventId),
+        client: socket.remoteAddress,
         open: () => {
           socket.write(`HTTP/1.1 200 OK\r\n${STREAM_HEAD_FIELDS}Date: ${new Date().toUTCString()}\r\n\r\n`);
           return new SocketSink(socket);
@@ -140,7 +141,8 @@ function parseHead(text: string, basePath: string): ParsedHead | undefined {
     // A body or a protocol switch is not a plain subscription.
     if (name === 'content-length' || name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') return undefined;
     // Requests with credentials are checked by the HTTP layer, which verifies tokens.
-    if (name === 'authorization' || name === 'cookie') return undefined;
+    // So are cross-origin requests, which need CORS headers.
+    if (name === 'authorization' || name === 'cookie' || name === 'origin') return undefined;
     if (name === 'host') host = true;
     if (name === 'last-event-id') {
       if (lastEventId !== undefined) return undefined;

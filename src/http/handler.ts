@@ -9,6 +9,8 @@ import type { Hub } from '../hub/hub.js';
 import { settleWithin } from '../settle.js';
 import { VERSION } from '../version.js';
 import type { AccessPolicy } from './access.js';
+import { CorsPolicy, isPreflight } from './cors.js';
+import type { PublishRateLimiter } from './rate-limit.js';
 import { handleEvents } from './events.js';
 import { servePage } from './page.js';
 import { sendError, sendJson } from './respond.js';
@@ -21,6 +23,8 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse, next?: 
 
 export interface HttpSettings {
   readonly access: AccessPolicy;
+  readonly cors: CorsPolicy;
+  readonly rate: PublishRateLimiter;
   readonly maxBody: number;
   readonly basePath: string;
   /** How long a publisher may take to send its body. */
@@ -68,6 +72,16 @@ export class HttpLayer {
 
   private route(path: string, req: IncomingMessage, res: ServerResponse, url: URL, next?: NextFunction): void {
     const method = req.method ?? 'GET';
+    const { cors } = this.settings;
+    if (CorsPolicy.isCrossOrigin(req)) {
+      const routeMethod = path === '/trigger' ? 'POST' : path === '/events' ? 'GET' : undefined;
+      if (routeMethod !== undefined && isPreflight(req)) {
+        cors.preflight(req, res, routeMethod);
+        return;
+      }
+      // Errors carry the headers too, so a page can read why it was refused.
+      cors.apply(req, res);
+    }
     switch (path) {
       case '/events':
         if (method !== 'GET') throw methodNotAllowed('GET');
@@ -93,7 +107,7 @@ export class HttpLayer {
 
   private trigger(req: IncomingMessage, res: ServerResponse, url: URL): void {
     if (this.draining) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { 'Retry-After': '1' });
-    const limits = { maxBody: this.settings.maxBody, bodyTimeout: this.settings.bodyTimeout };
+    const limits = { maxBody: this.settings.maxBody, bodyTimeout: this.settings.bodyTimeout, rate: this.settings.rate };
     const done = handleTrigger(this.hub, req, res, url, limits, this.settings.access).catch((error: unknown) => sendError(res, error));
     this.publishing.add(done);
     void done.finally(() => this.publishing.delete(done));

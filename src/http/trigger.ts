@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeraldError } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
 import type { AccessPolicy } from './access.js';
+import type { PublishRateLimiter } from './rate-limit.js';
 import { draftFromText, draftsFromBody } from '../hub/messages.js';
 import type { EventDraft } from '../log/event-log.js';
 import { decodeUtf8, readBody } from './body.js';
@@ -14,6 +15,7 @@ import { sendJson } from './respond.js';
 export interface TriggerLimits {
   readonly maxBody: number;
   readonly bodyTimeout: number;
+  readonly rate: PublishRateLimiter;
 }
 
 type MediaType = 'json' | 'text';
@@ -97,6 +99,12 @@ export async function handleTrigger(
 ): Promise<void> {
   const type = mediaType(req);
   const { drafts, batch } = await readDrafts(req, type, url.searchParams, limits);
+  const wait = limits.rate.take(req.socket.remoteAddress ?? '', drafts.length);
+  if (wait > 0) {
+    throw Number.isFinite(wait)
+      ? new HeraldError('HERALD_ERR_RATE_LIMITED', `this address publishes more than --publish-rate allows; retry in ${wait} s`, { 'Retry-After': String(wait) })
+      : new HeraldError('HERALD_ERR_RATE_LIMITED', `a batch of ${drafts.length} events is larger than --publish-burst allows; split it`);
+  }
   // Checked once the topics are known; nothing is stored unless every event is allowed.
   await access.checkPublish(req, url, drafts);
   // The connection broke meanwhile (the client left, or sent garbage after the body): store nothing it cannot hear about.

@@ -27,6 +27,10 @@ export interface HubSettings {
   readonly heartbeat: number;
   readonly retry: number;
   readonly maxConnections: number;
+  /** Streams one client address may hold; 0: no limit. */
+  readonly maxConnectionsPerIp: number;
+  /** Topic selectors one subscription may name. */
+  readonly maxTopics: number;
   readonly maxBuffer: number;
   readonly shutdownTimeout: number;
 }
@@ -45,6 +49,8 @@ export interface SubscribeRequest {
   readonly scope?: readonly Selector[] | undefined;
   /** When the token expires (ms since the epoch): the stream ends then. */
   readonly expiresAt?: number | undefined;
+  /** The client's address, for `maxConnectionsPerIp`. */
+  readonly client?: string | undefined;
 }
 
 /** The id a publish was given. */
@@ -81,6 +87,8 @@ export class Hub {
   private readonly index = new SelectorIndex<Subscriber>();
   private readonly hello: Buffer;
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Open streams per client address, when `maxConnectionsPerIp` is set. */
+  private readonly perClient = new Map<string, number>();
   private readonly stopTail: () => void;
   private readonly stopGap: () => void;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -163,6 +171,12 @@ export class Hub {
    * @throws HeraldError for bad selectors, too many connections, or shutdown; `open()` is not called then.
    */
   subscribe(request: SubscribeRequest): Subscriber {
+    if (request.selectors.length > this.settings.maxTopics) {
+      throw new HeraldError(
+        'HERALD_ERR_INVALID_SELECTOR',
+        `a subscription names at most ${this.settings.maxTopics} topic selectors (--max-topics); this one names ${request.selectors.length}`,
+      );
+    }
     const selectors = request.selectors.map(parseSelector);
     if (this.closing !== undefined) {
       throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; reconnect to another node', { 'Retry-After': '1' });
@@ -174,7 +188,19 @@ export class Hub {
         { 'Retry-After': String(Math.max(1, Math.ceil(this.settings.retry / 1000))) },
       );
     }
+    const client = this.settings.maxConnectionsPerIp > 0 ? request.client : undefined;
+    if (client !== undefined && (this.perClient.get(client) ?? 0) >= this.settings.maxConnectionsPerIp) {
+      throw new HeraldError(
+        'HERALD_ERR_RATE_LIMITED',
+        `this address already holds ${this.settings.maxConnectionsPerIp} streams (--max-connections-per-ip)`,
+        { 'Retry-After': String(Math.max(1, Math.ceil(this.settings.retry / 1000))) },
+      );
+    }
     const subscriber = new Subscriber(request.open(), selectors, request.scope);
+    if (client !== undefined) {
+      subscriber.client = client;
+      this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
+    }
     if (request.expiresAt !== undefined) {
       // Timers hold at most 2^31-1 ms (~24.8 days); a token lasting longer is ended then and reconnects.
       const delay = Math.min(Math.max(0, request.expiresAt - Date.now()), MAX_TIMER_MS);
@@ -194,6 +220,11 @@ export class Hub {
   unsubscribe(subscriber: Subscriber, reason: CloseReason = 'client-closed'): void {
     if (!subscriber.markClosed(reason)) return;
     this.subscribers.delete(subscriber);
+    if (subscriber.client !== undefined) {
+      const left = this.perClient.get(subscriber.client)! - 1;
+      if (left === 0) this.perClient.delete(subscriber.client);
+      else this.perClient.set(subscriber.client, left);
+    }
     this.everything.delete(subscriber);
     for (const selector of subscriber.selectors) this.index.delete(selector, subscriber);
   }

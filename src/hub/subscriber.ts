@@ -34,6 +34,8 @@ export class Subscriber {
   /** The last publish batch this subscriber was matched in; avoids double delivery when several selectors match. */
   lastDispatch = 0;
   readonly connectedAt = Date.now();
+  /** The client's address, when streams are counted per address. */
+  client: string | undefined;
   /** Ends the stream when the subscriber's token expires. */
   expiry: NodeJS.Timeout | undefined;
   closeReason: CloseReason | undefined;
