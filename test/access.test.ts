@@ -168,3 +168,25 @@ test('an invalid key stops the start with a one-line error that names the option
   assert.match(short.stderr, /--jwt-key/);
   assert.ok(!short.stderr.includes('short-secret'), short.stderr);
 });
+
+test("the README's Node example: the eventsource client sends the token in a header and receives private events", async () => {
+  const { EventSource } = await import('eventsource');
+  await withHub({ jwtKey: SECRET }, async ({ url }) => {
+    const reader = await token({ subscribe: ['orders/*'] });
+    const source = new EventSource(`${url}/events?topic=orders/*`, {
+      fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, Authorization: `Bearer ${reader}` } }),
+    });
+    try {
+      const received = new Promise<{ id: string; data: string }>((resolve, reject) => {
+        source.addEventListener('order.paid', (event) => resolve({ id: event.lastEventId, data: event.data }));
+        source.onerror = () => reject(new Error('the stream failed'));
+      });
+      await new Promise<void>((resolve) => (source.onopen = () => resolve()));
+      const published = await publishWith(url, { topic: 'orders/42', event: 'order.paid', data: { total: 99.5 }, private: true }, bearer(await token({ publish: ['orders/*'] })));
+      assert.equal(published.status, 202);
+      assert.deepEqual(await received, { id: published.body.id, data: '{"total":99.5}' });
+    } finally {
+      source.close();
+    }
+  });
+});

@@ -264,3 +264,44 @@ test('a screenshot of the page with a few events (docs/page.png)', { skip }, asy
     await hub.close();
   }
 });
+
+test('a page with the herald_auth cookie sees the private events its token allows; a page without it does not', { skip }, async () => {
+  const secret = 'browser-test-secret-long-enough-for-hs256';
+  const hub = await startHub({ jwtKey: secret });
+  const { mintToken } = await import('../src/auth/index.js');
+  const reader = await mintToken({ key: secret, subscribe: ['orders/*'], ttlSeconds: 600 });
+  const publisher = await mintToken({ key: secret, publish: ['**'], ttlSeconds: 600 });
+  const withCookie = await (await launch()).newContext();
+  await withCookie.addCookies([{ name: 'herald_auth', value: reader, url: hub.url, httpOnly: true, sameSite: 'Strict' }]);
+  const anonymous = await (await launch()).newContext();
+  try {
+    const pages = await Promise.all([withCookie, anonymous].map(async (context) => {
+      const page = await context.newPage();
+      page.setDefaultTimeout(10_000);
+      await page.goto(`${hub.url}/?topics=orders/*`);
+      await waitForStatus(page, 'connected');
+      return page;
+    }));
+    const publish = async (body: unknown): Promise<string> => {
+      const response = await fetch(`${hub.url}/trigger`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${publisher}` },
+        body: JSON.stringify(body),
+      });
+      assert.equal(response.status, 202);
+      return ((await response.json()) as { id: string }).id;
+    };
+    const secretId = await publish({ topic: 'orders/1', data: { note: 'for token holders' }, private: true });
+    const marker = await publish({ topic: 'orders/2', data: { note: 'public' } });
+    const [cookiePage, anonymousPage] = pages as [Page, Page];
+    await rowOf(cookiePage, marker);
+    await rowOf(anonymousPage, marker);
+    assert.ok((await rows(cookiePage)).some((row) => row.id === secretId), 'the cookie carried the token: the private event shows');
+    assert.ok(!(await rows(anonymousPage)).some((row) => row.id === secretId), 'no cookie, no private event');
+    await screenshot(cookiePage, 'page-with-auth-cookie');
+  } finally {
+    await withCookie.close();
+    await anonymous.close();
+    await hub.close();
+  }
+});
