@@ -3,7 +3,7 @@
  */
 
 import { createServer as createHttpServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { resolveOptions, type HeraldOptions, type ResolvedOptions } from './config/options.js';
 import { FrontDoor } from './http/front-door.js';
 import { HttpLayer, type RequestHandler } from './http/handler.js';
@@ -44,7 +44,7 @@ export interface Listening {
  * overflows in a reconnect storm, and each dropped SYN costs the client a
  * one-second retransmit; the kernel caps this at `net.core.somaxconn`.
  */
-const LISTEN_BACKLOG = 4096;
+export const LISTEN_BACKLOG = 4096;
 
 /** How long a publisher may take to send its body before it gets `408`. */
 const BODY_TIMEOUT_MS = 30_000;
@@ -122,12 +122,36 @@ export class Herald {
   /** Starts a `node:http` server of its own on `port` and `host` (default: the options'). */
   async listen(port: number = this.options.port, host: string = this.options.host): Promise<Listening> {
     if (this.server !== undefined) throw new Error('the hub is already listening');
+    const warning = exposureWarning(this.options, host);
+    if (warning !== undefined && this.warnOnExposure) this.notify(warning);
+    const accept = await this.attach();
+    if (this.server !== undefined) throw new Error('the hub is already listening');
+    const server = createNetServer({ noDelay: true }, accept);
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
+        server.off('error', reject);
+        const address = server.address() as AddressInfo;
+        const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+        resolve({ server, port: address.port, url: `http://${shownHost}:${address.port}` });
+      });
+    });
+  }
+
+  /**
+   * Serves connections accepted elsewhere (the primary process of
+   * `--workers` passes them on): returns the function that takes a socket.
+   * Resolves once a shared log is followed, or waiting longer is pointless.
+   */
+  async attach(): Promise<(socket: Socket) => void> {
+    if (this.frontDoor !== undefined) return this.frontDoor.accept;
     // A shared log that is reachable is followed before clients arrive; one that is not
     // does not stop the hub from starting (it reports 503 until the log is back).
     await this.hub.log.ready?.();
-    if (this.server !== undefined) throw new Error('the hub is already listening');
-    const warning = exposureWarning(this.options, host);
-    if (warning !== undefined && this.warnOnExposure) this.notify(warning);
+    // Another call may have attached while this one waited.
+    const attached = this.frontDoor as FrontDoor | undefined;
+    if (attached !== undefined) return attached.accept;
     // Deadlines against slow clients (slowloris): the head within --head-timeout, the body within 30 s more.
     // Host is checked by the HTTP layer, so its absence gets a JSON answer like every other error.
     const http = createHttpServer(
@@ -145,19 +169,9 @@ export class Herald {
     // its header and request timeouts the way `listen` would.
     http.emit('listening');
     const frontDoor = new FrontDoor(this.hub, http, this.options.basePath, this.options.headTimeout);
-    const server = createNetServer({ noDelay: true }, frontDoor.accept);
-    this.server = server;
     this.httpServer = http;
     this.frontDoor = frontDoor;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
-        server.off('error', reject);
-        const address = server.address() as AddressInfo;
-        const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-        resolve({ server, port: address.port, url: `http://${shownHost}:${address.port}` });
-      });
-    });
+    return frontDoor.accept;
   }
 
   /**

@@ -8,25 +8,14 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
-import { sleep, spawnHerald, SseTap, type HeraldProcess } from './helpers.js';
+import { seededRandom, sleep, spawnHerald, SseTap, type HeraldProcess } from './helpers.js';
 import { redisSkip, startRedis, type TestRedis } from './redis-server.js';
 
 const TOPICS = ['news', 'orders/eu', 'orders/us', 'chat'];
 
-/** A small seeded generator, so a failure can be replayed with HERALD_TEST_SEED. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const seed = Number(process.env.HERALD_TEST_SEED ?? Date.now() % 1_000_000);
-const rand = random(seed);
+const rand = seededRandom(seed);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
 
 interface Acknowledged {

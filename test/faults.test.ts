@@ -12,7 +12,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { freePort, rssOf, spawnHerald, SseTap, trigger, type HeraldProcess } from './helpers.js';
+import { freePort, rssOf, seededRandom, spawnHerald, SseTap, trigger, type HeraldProcess } from './helpers.js';
 
 const MB = 1024 * 1024;
 
@@ -100,18 +100,6 @@ async function pool(count: number, concurrency: number, work: (i: number) => Pro
     while (next < count) await work(next++);
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-}
-
-/** A small deterministic PRNG, so a failing run can be replayed with the printed seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -335,7 +323,7 @@ test('a subscriber that never reads is dropped while 50 MB are published; memory
 test('200 clients disconnecting abruptly while events are published: the server survives and keeps serving', async () => {
   const seed = Number(process.env.HERALD_FAULT_SEED ?? Date.now() % 1_000_000);
   console.log(`# abrupt disconnects: seed ${seed} (set HERALD_FAULT_SEED to replay)`);
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const herald = await startHerald(['--heartbeat', '0', '--history', '1000']);
   const all = await SseTap.open(herald.url);
   const topical = await SseTap.open(herald.url, '/events?topic=load/**');

@@ -57,6 +57,51 @@ export async function trigger(
   return { status: response.status, headers: response.headers, body: text === '' ? undefined : JSON.parse(text) };
 }
 
+/**
+ * Promises that settle when a condition becomes true: the owner calls
+ * `notify()` whenever its state changes (bytes arrived, the stream ended).
+ */
+export class Waiters {
+  private readonly checks = new Set<() => void>();
+
+  notify(): void {
+    for (const check of this.checks) check();
+  }
+
+  /** Resolves once `condition()` holds; rejects after `timeoutMs`, naming `what` and what `describe()` says. */
+  until(condition: () => boolean, what: string, timeoutMs: number, describe: () => string): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!condition()) return;
+        cleanup();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for ${what}; ${describe()}`));
+      }, timeoutMs);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.checks.delete(check);
+      };
+      this.checks.add(check);
+    });
+  }
+}
+
+/** A small seeded generator (mulberry32), so a failing run can be replayed with its printed seed. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** A parsed event plus its exact bytes on the wire. */
 export interface TappedEvent extends EventSourceMessage {}
 
@@ -72,7 +117,7 @@ export class SseTap {
   status = 0;
   headers: IncomingHttpHeaders = {};
   ended = false;
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
   private socket: Socket | undefined;
 
   private constructor() {}
@@ -110,28 +155,13 @@ export class SseTap {
   }
 
   private notify(): void {
-    for (const waiter of this.waiters) waiter();
+    this.waiters.notify();
   }
 
   /** Waits until `condition()` holds, or fails after `timeoutMs` with `what` in the message. */
   until(condition: () => boolean, what = 'condition', timeoutMs = 10_000): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!condition()) return;
-        cleanup();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`timed out waiting for ${what}; got ${this.events.length} events, raw tail: ${JSON.stringify(this.raw.slice(-300))}`));
-      }, timeoutMs);
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-    });
+    const describe = (): string => `got ${this.events.length} events, raw tail: ${JSON.stringify(this.raw.slice(-300))}`;
+    return this.waiters.until(condition, what, timeoutMs, describe);
   }
 
   waitForEvents(count: number, timeoutMs?: number): Promise<void> {

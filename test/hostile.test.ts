@@ -34,7 +34,7 @@ import { after, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import fc from 'fast-check';
 import { ERROR_CATALOGUE, type ErrorCode } from '../src/errors.js';
-import { CLI_PATH, sleep, spawnHerald, SseTap, trigger, type HeraldProcess } from './helpers.js';
+import { CLI_PATH, sleep, spawnHerald, SseTap, trigger, Waiters, type HeraldProcess } from './helpers.js';
 
 /** `--max-body` of the servers here: small, so random bodies cross it. */
 const MAX_BODY = 16 * 1024;
@@ -211,7 +211,7 @@ class RawConnection {
   closed = false;
   private rest: Buffer = Buffer.alloc(0);
   private headDone = false;
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
 
   private constructor(port: number, request: Buffer | string) {
     const socket = connect(port, '127.0.0.1');
@@ -300,27 +300,11 @@ class RawConnection {
   }
 
   until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!condition()) return;
-        cleanup();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`timed out waiting for ${what}; ${this.describe()}`));
-      }, timeoutMs);
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-    });
+    return this.waiters.until(condition, what, timeoutMs, () => this.describe());
   }
 
   private notify(): void {
-    for (const waiter of this.waiters) waiter();
+    this.waiters.notify();
   }
 
   close(): void {

@@ -19,15 +19,17 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const ascending = (ids: readonly string[]): boolean =>
   ids.every((id, i) => i === 0 || compareEventIds(parseEventId(ids[i - 1]!)!, parseEventId(id)!) < 0);
 
-/** `/health` over a new connection each time, so the cluster hands it to the next worker. */
+/** `/health` over a new connection each time, so the primary hands it to the next worker; bounded: 5 s. */
 function healthOnFreshConnection(url: string): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    get(`${url}/health`, { agent: false }, (res) => {
+    const req = get(`${url}/health`, { agent: false, timeout: 5000 }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-    }).on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 5 s: the connection hangs')));
+    req.on('error', reject);
   });
 }
 
@@ -88,6 +90,11 @@ test('a worker that dies is replaced; its subscribers resume on a live worker wi
     for (const tap of taps) await tap.waitForEvents(1);
 
     process.kill(pids[0]!, 'SIGKILL');
+    // Connections made while the worker dies are answered, or reset so the client retries; none hangs.
+    const racing = await Promise.allSettled(Array.from({ length: 10 }, () => healthOnFreshConnection(node.url)));
+    for (const outcome of racing) {
+      if (outcome.status === 'rejected') assert.doesNotMatch(String(outcome.reason), /hangs/, 'a connection in transit is never left hanging');
+    }
     // Streams on the dead worker end; they resume (as EventSource would) from their last id.
     const missed: string[] = [];
     for (let i = 0; i < 5; i++) {

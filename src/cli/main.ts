@@ -6,6 +6,8 @@
 
 import cluster from 'node:cluster';
 import { ClusterPrimary } from '../cluster/primary.js';
+import { Socket } from 'node:net';
+import { isPrimaryMessage } from '../cluster/ipc.js';
 import { WorkerEventLog } from '../cluster/worker-log.js';
 import { OPTION_SPECS, resolveOptions, type OptionSpec, type ResolvedOptions } from '../config/options.js';
 import { exposureWarning, Herald } from '../herald.js';
@@ -91,9 +93,19 @@ async function serve(options: ResolvedOptions): Promise<void> {
     process.once('disconnect', () => void herald.close().finally(() => process.exit(0)));
   }
   try {
+    if (worker) {
+      // The primary listens and passes each connection here, paused, with its socket as the handle.
+      const accept = await herald.attach();
+      process.on('message', (message: unknown, handle: unknown) => {
+        if (!isPrimaryMessage(message) || message.herald !== 'connection' || !(handle instanceof Socket)) return;
+        accept(handle);
+        handle.resume();
+      });
+      process.send!({ herald: 'ready' });
+      return;
+    }
     const { url } = await herald.listen();
-    if (worker) process.send!({ herald: 'listening', url });
-    else process.stdout.write(readyLine(url));
+    process.stdout.write(readyLine(url));
   } catch (error) {
     warn(listenFailure(options, error));
     process.exit(1);

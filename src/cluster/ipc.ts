@@ -18,23 +18,26 @@ export interface WireError {
 export type WorkerMessage =
   | { readonly herald: 'append'; readonly id: number; readonly drafts: readonly EventDraft[] }
   | { readonly herald: 'read'; readonly id: number; readonly after: string }
-  | { readonly herald: 'listening'; readonly url: string };
+  /** The worker serves connections from now on. */
+  | { readonly herald: 'ready' };
 
 export type PrimaryMessage =
   | { readonly herald: 'appended'; readonly id: number; readonly ids?: readonly string[]; readonly error?: WireError }
   | { readonly herald: 'read-result'; readonly id: number; readonly result?: ResumeResult; readonly error?: WireError }
-  | { readonly herald: 'events'; readonly events: readonly StoredEvent[]; readonly stats: EventLogStats };
+  | { readonly herald: 'events'; readonly events: readonly StoredEvent[]; readonly stats: EventLogStats }
+  /** Sent with a client connection's socket as the handle. */
+  | { readonly herald: 'connection' };
 
 function isTagged(value: unknown): value is { herald: string } {
   return typeof value === 'object' && value !== null && typeof (value as { herald?: unknown }).herald === 'string';
 }
 
 export function isWorkerMessage(value: unknown): value is WorkerMessage {
-  return isTagged(value) && (value.herald === 'append' || value.herald === 'read' || value.herald === 'listening');
+  return isTagged(value) && (value.herald === 'append' || value.herald === 'read' || value.herald === 'ready');
 }
 
 export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
-  return isTagged(value) && (value.herald === 'appended' || value.herald === 'read-result' || value.herald === 'events');
+  return isTagged(value) && (value.herald === 'appended' || value.herald === 'read-result' || value.herald === 'events' || value.herald === 'connection');
 }
 
 /** An event without the hub's cached frame, for sending. */

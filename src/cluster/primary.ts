@@ -1,6 +1,15 @@
 /**
- * `--workers n`: the primary process forks n workers that share the port
- * (`node:cluster`) and serve the streams; together they are one hub.
+ * `--workers n`: the primary process listens on the port and hands each
+ * connection to the next of n worker processes (`node:cluster`), which serve
+ * the streams; together they are one hub.
+ *
+ * The primary accepts and passes sockets itself rather than using cluster's
+ * round-robin: Node holds a handle in transit to a worker until that worker
+ * acknowledges it, so a connection sent to a worker that dies just then hangs
+ * forever. Here the primary keeps its own copy of each socket until the send
+ * completes: a socket whose worker died first goes to another worker,
+ * untouched; one already delivered dies with its worker and is reset, so the
+ * client retries.
  *
  * Without Redis the primary owns the event log (memory, or SQLite with
  * `--store`): it assigns every id, answers resume reads and sends each stored
@@ -10,8 +19,9 @@
  */
 
 import cluster, { type Worker } from 'node:cluster';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { isHeraldError } from '../errors.js';
-import { defaultEventLog } from '../herald.js';
+import { defaultEventLog, LISTEN_BACKLOG } from '../herald.js';
 import type { ResolvedOptions } from '../config/options.js';
 import type { EventLog, StoredEvent } from '../log/event-log.js';
 import { settleWithin } from '../settle.js';
@@ -29,12 +39,20 @@ const RESTART_DELAY_MS = 500;
 export class ClusterPrimary {
   private readonly log: EventLog | undefined;
   private readonly workers = new Set<Worker>();
-  private readonly listening = new Set<number>();
+  /** Workers serving connections, in hand-out order. */
+  private ready: Worker[] = [];
+  private nextWorker = 0;
+  /** Connections accepted before any worker was ready (at start, or all restarting). */
+  private waiting: Socket[] = [];
+  private server: Server | undefined;
+  /** Sockets whose send to a worker has not completed yet; the primary still holds them. */
+  private readonly inTransit = new Map<Worker, Set<Socket>>();
+  private url = '';
   private outbox: StoredEvent[] = [];
   private announced = false;
   private stopping: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
-  private readonly ready: Promise<string>;
+  private readonly allReady: Promise<string>;
   private settleReady!: { resolve: (url: string) => void; reject: (error: Error) => void };
 
   constructor(
@@ -43,13 +61,58 @@ export class ClusterPrimary {
   ) {
     this.log = options.redis === '' ? defaultEventLog(options, (line) => output.warn(line)) : undefined;
     this.log?.tail((events) => this.broadcast(events));
-    this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
+    this.allReady = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
+    // Settled only through the promise returned by start().
+    this.allReady.catch(() => undefined);
   }
 
-  /** Forks the workers; resolves with the URL once every one listens, rejects if one fails to start. */
-  start(): Promise<string> {
+  /** Listens, forks the workers; resolves with the URL once every one is ready, rejects if one fails to start. */
+  async start(): Promise<string> {
+    const server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.distribute(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: this.options.port, host: this.options.host, backlog: LISTEN_BACKLOG }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((error: NodeJS.ErrnoException) => {
+      const why = error.code === 'EADDRINUSE' ? `port ${this.options.port} on ${this.options.host} is already in use` : error.message;
+      throw new Error(`cannot listen: ${why}`);
+    });
+    const address = server.address() as AddressInfo;
+    const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    this.url = `http://${shownHost}:${address.port}`;
     for (let i = 0; i < this.options.workers; i++) this.fork();
-    return this.ready;
+    return this.allReady;
+  }
+
+  /** Hands a new connection to the next ready worker; if sending fails, to the one after. */
+  private distribute(socket: Socket, attempts = 0): void {
+    if (socket.destroyed) return;
+    if (this.ready.length === 0 || attempts >= this.ready.length + 1) {
+      this.waiting.push(socket);
+      return;
+    }
+    const worker = this.ready[this.nextWorker++ % this.ready.length]!;
+    socket.on('error', ignore);
+    let pending = this.inTransit.get(worker);
+    if (pending === undefined) this.inTransit.set(worker, (pending = new Set()));
+    pending.add(socket);
+    worker.send({ herald: 'connection' } satisfies PrimaryMessage, socket, { keepOpen: true }, (error: Error | null) => {
+      if (!pending.delete(socket)) return; // the worker died first; the socket went elsewhere
+      // Sent: the worker holds its own descriptor, so the primary's copy can go.
+      // Not sent (the worker is going away): another one takes it.
+      if (error === null) socket.destroy();
+      else this.distribute(socket, attempts + 1);
+    });
+  }
+
+  /** Connections sent to a worker that died before the send completed go to the others. */
+  private rescue(worker: Worker): void {
+    const pending = this.inTransit.get(worker);
+    this.inTransit.delete(worker);
+    for (const socket of pending ?? []) this.distribute(socket);
   }
 
   private fork(): void {
@@ -63,13 +126,17 @@ export class ClusterPrimary {
 
   private receive(worker: Worker, message: WorkerMessage): void {
     switch (message.herald) {
-      case 'listening':
-        this.listening.add(worker.id);
-        if (!this.announced && this.listening.size === this.options.workers) {
+      case 'ready': {
+        this.ready.push(worker);
+        const waiting = this.waiting;
+        this.waiting = [];
+        for (const socket of waiting) this.distribute(socket);
+        if (!this.announced && this.ready.length === this.options.workers) {
           this.announced = true;
-          this.settleReady.resolve(message.url);
+          this.settleReady.resolve(this.url);
         }
         return;
+      }
       case 'append':
         this.track(
           this.requireLog().append(message.drafts).then(
@@ -114,12 +181,14 @@ export class ClusterPrimary {
 
   private exited(worker: Worker, code: number | null, signal: string | null): void {
     this.workers.delete(worker);
-    const wasListening = this.listening.delete(worker.id);
+    const wasReady = this.ready.includes(worker);
+    this.ready = this.ready.filter((other) => other !== worker);
+    this.rescue(worker);
     if (this.stopping !== undefined) return;
     const how = signal ?? `code ${code}`;
-    if (!this.announced && !wasListening) {
+    if (!this.announced && !wasReady) {
       // A worker that cannot start (port taken, bad Redis URL) would fail again: give up.
-      this.settleReady.reject(new Error(`a worker exited (${how}) before listening`));
+      this.settleReady.reject(new Error(`a worker exited (${how}) before it was ready`));
       void this.stop();
       return;
     }
@@ -136,6 +205,8 @@ export class ClusterPrimary {
   }
 
   private async shutdown(): Promise<void> {
+    this.server?.close();
+    for (const socket of this.waiting.splice(0)) socket.destroy();
     const exits = [...this.workers].map((worker) => new Promise<void>((resolve) => {
       if (worker.isDead()) resolve();
       else worker.once('exit', () => resolve());
@@ -146,6 +217,8 @@ export class ClusterPrimary {
     await this.log?.close();
   }
 }
+
+function ignore(): void {}
 
 function send(worker: Worker, message: PrimaryMessage): void {
   if (worker.isConnected()) worker.send(message);

@@ -35,7 +35,7 @@ export class WorkerEventLog implements EventLog {
   }
 
   private readonly receive = (message: unknown): void => {
-    if (!isPrimaryMessage(message)) return;
+    if (!isPrimaryMessage(message) || message.herald === 'connection') return;
     if (message.herald === 'events') {
       this.latestStats = message.stats;
       for (const listener of this.listeners) listener(message.events);
