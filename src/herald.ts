@@ -17,14 +17,21 @@ import { AccessPolicy } from './http/access.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { CorsPolicy, parseOrigins } from './http/cors.js';
 import { PublishRateLimiter } from './http/rate-limit.js';
+import { serveMetrics } from './http/handler.js';
+import { sendError } from './http/respond.js';
+import { HeraldError } from './errors.js';
+import { silentLogger, type Logger } from './observe/logger.js';
+import { HubMetrics } from './observe/metrics.js';
 import { SqliteEventLog } from './log/sqlite-log.js';
 
 /** Parts a library user may supply instead of the defaults. */
 export interface HeraldParts {
   /** Where events are kept; default: Redis with `redis`, the SQLite file of `store`, else an in-memory ring. */
   eventLog?: EventLog;
-  /** Told, in one line, about events worth an operator's attention (Redis lost or back, an exposed publish endpoint). */
+  /** Told, in one line, about events worth an operator's attention (Redis lost or back, an exposed publish endpoint); default: the logger's warn. */
   notify?: (message: string) => void;
+  /** A pino logger for start, stop, errors and dropped subscribers; default: none (silent). */
+  logger?: Logger;
   /** Whether `listen()` warns about an exposed publish endpoint (the primary of `--workers` warns once for all). Default true. */
   warnOnExposure?: boolean;
   /** How to name an option in an error, e.g. `--jwt-key`; default `option "jwtKey"`. */
@@ -61,7 +68,11 @@ export class Herald {
    * serves `/events`, `/trigger`, `/health` and the page at `/`; unknown paths go to `next` when given, else `404`.
    */
   readonly handler: RequestHandler;
+  /** The hub's Prometheus metrics (served at `GET /metrics`, or on `metricsPort`). */
+  readonly metrics: HubMetrics;
+  readonly logger: Logger;
   private readonly http: HttpLayer;
+  private metricsServer: ReturnType<typeof createHttpServer> | undefined;
   private readonly access: AccessPolicy;
   private readonly rate: PublishRateLimiter;
   private readonly notify: (message: string) => void;
@@ -73,7 +84,20 @@ export class Herald {
 
   constructor(options: ResolvedOptions, parts: HeraldParts = {}) {
     this.options = options;
-    this.hub = new Hub(options, parts.eventLog ?? defaultEventLog(options, parts.notify));
+    this.logger = parts.logger ?? silentLogger();
+    const logger = this.logger;
+    this.notify = parts.notify ?? ((message) => logger.warn(message));
+    this.hub = new Hub(options, parts.eventLog ?? defaultEventLog(options, this.notify));
+    this.metrics = new HubMetrics(this.hub);
+    this.hub.observe({
+      disconnected: (subscriber, reason) => {
+        if (reason !== 'slow-consumer') return;
+        logger.warn(
+          { requestId: subscriber.requestId, client: subscriber.address, topics: subscriber.selectors.map((s) => s.source), maxBuffer: options.maxBuffer },
+          'subscriber dropped: it did not read fast enough (--max-buffer); it can reconnect and resume',
+        );
+      },
+    });
     const label = parts.label ?? ((key: string) => `option "${key}"`);
     const verifier = hasAnyKey(options)
       ? createTokenVerifier(
@@ -89,7 +113,6 @@ export class Herald {
         )
       : undefined;
     this.access = new AccessPolicy(verifier, options.authCookie);
-    this.notify = parts.notify ?? (() => {});
     this.warnOnExposure = parts.warnOnExposure ?? true;
     this.rate = new PublishRateLimiter(options.publishRate, options.publishBurst || options.publishRate);
     this.http = new HttpLayer(this.hub, {
@@ -99,6 +122,9 @@ export class Herald {
       maxBody: options.maxBody,
       basePath: options.basePath,
       bodyTimeout: BODY_TIMEOUT_MS,
+      metrics: this.metrics,
+      serveMetrics: options.metricsPort === 0,
+      logger,
     });
     this.handler = this.http.handle;
   }
@@ -128,6 +154,7 @@ export class Herald {
     if (this.server !== undefined) throw new Error('the hub is already listening');
     const server = createNetServer({ noDelay: true }, accept);
     this.server = server;
+    if (this.options.metricsPort !== 0) await this.listenForMetrics(this.options.metricsPort, host);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
@@ -137,6 +164,29 @@ export class Herald {
         resolve({ server, port: address.port, url: `http://${shownHost}:${address.port}` });
       });
     });
+  }
+
+  /** `GET /metrics` (and `/health`) on a port of their own, so the main port need not expose them. */
+  private listenForMetrics(port: number, host: string): Promise<void> {
+    const server = createHttpServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (path === '/metrics') serveMetrics(this.metrics, res).catch((error: unknown) => sendError(res, error));
+      else if (path === '/health') this.handler(req, res);
+      else sendError(res, new HeraldError('HERALD_ERR_NOT_FOUND', 'this port serves GET /metrics and GET /health'));
+    });
+    this.metricsServer = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Where `--metrics-port` listens, once {@link listen} started it. */
+  get metricsAddress(): AddressInfo | undefined {
+    return (this.metricsServer?.address() as AddressInfo | null) ?? undefined;
   }
 
   /**
@@ -168,7 +218,7 @@ export class Herald {
     // This server never listens itself (the front door hands it connections), so start
     // its header and request timeouts the way `listen` would.
     http.emit('listening');
-    const frontDoor = new FrontDoor(this.hub, http, this.options.basePath, this.options.headTimeout);
+    const frontDoor = new FrontDoor(this.hub, http, this.options.basePath, this.options.headTimeout, this.http.refused);
     this.httpServer = http;
     this.frontDoor = frontDoor;
     return frontDoor.accept;
@@ -190,6 +240,8 @@ export class Herald {
     await this.http.drain(this.options.shutdownTimeout);
     await this.hub.close();
     this.rate.close();
+    this.metricsServer?.close();
+    this.metricsServer?.closeAllConnections();
     if (http !== undefined && frontDoor !== undefined) {
       http.close();
       http.closeIdleConnections();

@@ -13,6 +13,8 @@ Every option can also be set with its environment variable; a flag wins over the
 Durations take 250ms, 30s, 5m, 1h or milliseconds; sizes take 512kb, 1mb or bytes.
 
 Commands:
+  herald publish --help   publish an event to a hub (POST /trigger)
+  herald tail --help      follow a hub's events (GET /events), resuming after drops
   herald token --help     mint a development token (HS256, --jwt-key)`;
 
 const PLACEHOLDER: Partial<Record<OptionSpec['kind'], string>> = { integer: 'n', workers: 'n|auto', 'redis-url': 'url' };

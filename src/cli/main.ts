@@ -14,10 +14,10 @@ import { exposureWarning, Herald } from '../herald.js';
 import { VERSION } from '../version.js';
 import { helpText, parseCommandLine } from './args.js';
 import { tokenCommand } from './token.js';
+import { AggregatorRegistry } from 'prom-client';
+import { createLogger, type Logger } from '../observe/logger.js';
 
-const warn = (line: string): void => void process.stderr.write(`${line}\n`);
-const readyLine = (url: string, suffix = ''): string =>
-  `Herald ${VERSION} listening on ${url} (GET /events, POST /trigger, GET /health)${suffix}\n`;
+const readyLine = (url: string, suffix = ''): string => `Herald ${VERSION} listening on ${url} (GET /events, POST /trigger, GET /health)${suffix}`;
 
 /** Names options in errors the way the user gave them: the flag or the env var. */
 let labelOf: (key: keyof ResolvedOptions) => string = (key) => key;
@@ -46,20 +46,20 @@ function readOptions(argv: readonly string[]): ResolvedOptions | undefined {
  * Signal handlers go in before the ready line: a supervisor may signal as soon as it reads it.
  * A backstop makes the process exit within the shutdown budget whatever hangs.
  */
-function onStopSignal(budgetMs: number, stop: () => Promise<void>, announce: boolean): void {
+function onStopSignal(logger: Logger, budgetMs: number, stop: () => Promise<void>, announce: boolean): void {
   let stopping = false;
   const handle = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
-    if (announce) process.stdout.write(`Herald received ${signal}: ending streams and finishing publishes\n`);
+    if (announce) logger.info({ signal }, `Herald received ${signal}: ending streams and finishing publishes`);
     setTimeout(() => process.exit(0), budgetMs).unref();
     stop().then(
       () => {
-        if (announce) process.stdout.write('Herald stopped\n');
+        if (announce) logger.info('Herald stopped');
         process.exit(0);
       },
       (error: unknown) => {
-        process.stderr.write(`herald: error while stopping: ${(error as Error).message}\n`);
+        logger.error({ err: error }, 'error while stopping');
         process.exit(1);
       },
     );
@@ -71,24 +71,44 @@ function onStopSignal(budgetMs: number, stop: () => Promise<void>, announce: boo
 function listenFailure(options: ResolvedOptions, error: unknown): string {
   const { code, message } = error as NodeJS.ErrnoException;
   const why = code === 'EADDRINUSE' ? `port ${options.port} on ${options.host} is already in use` : message;
-  return `herald: cannot listen: ${why}`;
+  return `cannot listen: ${why}`;
+}
+
+/** JSON lines, or coloured ones when standard output is a terminal. */
+function loggerFor(options: ResolvedOptions): Logger {
+  const logger = createLogger({ level: options.logLevel, pretty: process.stdout.isTTY === true });
+  return cluster.isWorker ? logger.child({ worker: process.pid }) : logger;
+}
+
+/** What the start line says about the setup (never a secret). */
+function setupOf(options: ResolvedOptions): Record<string, unknown> {
+  return {
+    version: VERSION,
+    store: options.redis !== '' ? 'redis' : options.store !== '' ? 'sqlite' : 'memory',
+    auth: exposureWarning(options, '0.0.0.0') === undefined ? 'jwt' : 'loopback publishers only',
+    workers: options.workers,
+  };
 }
 
 /** One process serving the hub: the whole hub, or one worker of `--workers`. */
 async function serve(options: ResolvedOptions): Promise<void> {
   const worker = cluster.isWorker;
-  const tag = worker ? `herald[worker ${process.pid}]` : 'herald';
+  const logger = loggerFor(options);
   // Workers without Redis share the primary's log; with Redis each follows Redis itself.
   const eventLog = worker && options.redis === '' ? new WorkerEventLog(process as never) : undefined;
   let herald: Herald;
   try {
-    herald = new Herald(options, { eventLog, notify: (line) => warn(`${tag}: ${line}`), label: labelOf, warnOnExposure: !worker });
+    herald = new Herald(options, { eventLog, logger, label: labelOf, warnOnExposure: !worker });
   } catch (error) {
-    warn(`herald: ${(error as Error).message}`);
+    process.stderr.write(`herald: ${(error as Error).message}\n`);
     process.exit(2);
   }
-  onStopSignal(options.shutdownTimeout + 900, () => herald.close(), !worker);
+  onStopSignal(logger, options.shutdownTimeout + 900, () => herald.close(), !worker);
   if (worker) {
+    // The primary aggregates the workers' metrics for --metrics-port; constructing an
+    // aggregator is what makes prom-client answer the primary's requests here.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([herald.metrics.registry]);
     // The primary is gone: nothing will supervise or feed this worker any more.
     process.once('disconnect', () => void herald.close().finally(() => process.exit(0)));
   }
@@ -105,23 +125,25 @@ async function serve(options: ResolvedOptions): Promise<void> {
       return;
     }
     const { url } = await herald.listen();
-    process.stdout.write(readyLine(url));
+    logger.info({ url, ...setupOf(options) }, readyLine(url));
   } catch (error) {
-    warn(listenFailure(options, error));
+    // A failed start is a one-line message on stderr, like a bad option.
+    process.stderr.write(`herald: ${listenFailure(options, error)}\n`);
     process.exit(1);
   }
 }
 
 async function supervise(options: ResolvedOptions): Promise<void> {
-  const primary = new ClusterPrimary(options, { info: (line) => void process.stdout.write(`${line}\n`), warn });
-  onStopSignal(options.shutdownTimeout * 2 + 2000, () => primary.stop(), true);
+  const logger = loggerFor(options);
+  const primary = new ClusterPrimary(options, { info: (line) => logger.info(line), warn: (line) => logger.warn(line) });
+  onStopSignal(logger, options.shutdownTimeout * 2 + 2000, () => primary.stop(), true);
   try {
     const exposed = exposureWarning(options);
-    if (exposed !== undefined) warn(`herald: ${exposed}`);
+    if (exposed !== undefined) logger.warn(exposed);
     const url = await primary.start();
-    process.stdout.write(readyLine(url, ` with ${options.workers} workers`));
+    logger.info({ url, ...setupOf(options) }, readyLine(url, ` with ${options.workers} workers`));
   } catch (error) {
-    warn(`herald: ${(error as Error).message}`);
+    process.stderr.write(`herald: ${(error as Error).message}\n`);
     await primary.stop();
     process.exit(1);
   }
@@ -136,8 +158,16 @@ async function token(argv: readonly string[]): Promise<void> {
   }
 }
 
-const options = process.argv[2] === 'token' ? await token(process.argv.slice(3)) : readOptions(process.argv.slice(2));
-if (options !== undefined) {
-  if (options.workers > 1 && cluster.isPrimary) await supervise(options);
-  else await serve(options);
+const command = process.argv[2];
+if (command === 'publish' || command === 'tail') {
+  // Loaded only when asked for: the server never loads the clients.
+  const run = command === 'publish' ? (await import('./publish.js')).publishCommand : (await import('./tail.js')).tailCommand;
+  // exitCode, not exit(): piped output is written out first.
+  process.exitCode = await run(process.argv.slice(3), process.env);
+} else {
+  const options = command === 'token' ? await token(process.argv.slice(3)) : readOptions(process.argv.slice(2));
+  if (options !== undefined) {
+    if (options.workers > 1 && cluster.isPrimary) await supervise(options);
+    else await serve(options);
+  }
 }

@@ -19,7 +19,11 @@
  */
 
 import cluster, { type Worker } from 'node:cluster';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { AggregatorRegistry } from 'prom-client';
+import { HeraldError } from '../errors.js';
+import { sendError } from '../http/respond.js';
 import { isHeraldError } from '../errors.js';
 import { defaultEventLog, LISTEN_BACKLOG } from '../herald.js';
 import type { ResolvedOptions } from '../config/options.js';
@@ -45,6 +49,7 @@ export class ClusterPrimary {
   /** Connections accepted before any worker was ready (at start, or all restarting). */
   private waiting: Socket[] = [];
   private server: Server | undefined;
+  private metricsServer: HttpServer | undefined;
   /** Sockets whose send to a worker has not completed yet; the primary still holds them. */
   private readonly inTransit = new Map<Worker, Set<Socket>>();
   private url = '';
@@ -84,7 +89,31 @@ export class ClusterPrimary {
     const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     this.url = `http://${shownHost}:${address.port}`;
     for (let i = 0; i < this.options.workers; i++) this.fork();
+    if (this.options.metricsPort !== 0) await this.serveMetrics();
     return this.allReady;
+  }
+
+  /** `--metrics-port`: every worker's metrics, gathered over IPC (each series keeps its worker's `node` label). */
+  private serveMetrics(): Promise<void> {
+    const aggregator = new AggregatorRegistry();
+    const server = createHttpServer((req, res) => {
+      if ((req.url ?? '/').split('?')[0] !== '/metrics') {
+        sendError(res, new HeraldError('HERALD_ERR_NOT_FOUND', 'this port serves GET /metrics'));
+        return;
+      }
+      aggregator.clusterMetrics().then(
+        (text) => {
+          res.writeHead(200, { 'Content-Type': aggregator.contentType, 'Cache-Control': 'no-store' });
+          res.end(text);
+        },
+        (error: unknown) => sendError(res, new HeraldError('HERALD_ERR_INTERNAL', `the workers' metrics could not be gathered: ${(error as Error).message}`)),
+      );
+    });
+    this.metricsServer = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: this.options.metricsPort, host: this.options.host }, () => resolve());
+    });
   }
 
   /** Hands a new connection to the next ready worker; if sending fails, to the one after. */
@@ -192,7 +221,7 @@ export class ClusterPrimary {
       void this.stop();
       return;
     }
-    this.output.warn(`herald: worker ${worker.process.pid} exited (${how}); starting another`);
+    this.output.warn(`worker ${worker.process.pid} exited (${how}); starting another`);
     setTimeout(() => {
       if (this.stopping === undefined) this.fork();
     }, RESTART_DELAY_MS).unref();
@@ -206,6 +235,8 @@ export class ClusterPrimary {
 
   private async shutdown(): Promise<void> {
     this.server?.close();
+    this.metricsServer?.close();
+    this.metricsServer?.closeAllConnections();
     for (const socket of this.waiting.splice(0)) socket.destroy();
     const exits = [...this.workers].map((worker) => new Promise<void>((resolve) => {
       if (worker.isDead()) resolve();

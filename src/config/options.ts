@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { HeraldError } from '../errors.js';
 import { parseOrigins } from './origins.js';
+
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.js';
 
 /** A duration: milliseconds, or text such as `250ms`, `30s`, `5m`, `1h`. */
@@ -69,6 +70,10 @@ export interface HeraldOptions {
   maxTopics?: number | string;
   /** How long a client may take to send its request head, from its first byte (slowloris). Default `30s`. */
   headTimeout?: Duration;
+  /** Serve `GET /metrics` on this port instead of the main one, so metrics need not be public; `0`: on the main port. Default `0`. */
+  metricsPort?: number | string;
+  /** Log level: fatal, error, warn, info, debug, trace or silent. Default `info` (the `herald` command; `createHub()` logs only to a logger it is given). */
+  logLevel?: string;
   /** A path prefix the handler strips, e.g. `/herald` when mounted there without a framework that strips it. Default none. */
   basePath?: string;
 }
@@ -103,9 +108,11 @@ export interface ResolvedOptions {
   readonly publishRate: number;
   readonly publishBurst: number;
   readonly maxTopics: number;
+  readonly metricsPort: number;
+  readonly logLevel: LogLevel;
 }
 
-type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path' | 'file' | 'redis-url' | 'name' | 'workers' | 'secret' | 'origins';
+type Kind = 'integer' | 'duration' | 'size' | 'host' | 'path' | 'file' | 'redis-url' | 'name' | 'workers' | 'secret' | 'origins' | 'log-level';
 
 export interface OptionSpec {
   readonly key: keyof ResolvedOptions;
@@ -118,6 +125,9 @@ export interface OptionSpec {
   readonly max: number;
   readonly description: string;
 }
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Timers in Node hold at most a signed 32-bit count of milliseconds. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -149,6 +159,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'publishRate', flag: 'publish-rate', env: ['HERALD_PUBLISH_RATE'], kind: 'integer', defaultValue: 0, min: 0, max: 10_000_000, description: 'events per second one client address may publish; more get 429 (0: no limit)' },
   { key: 'publishBurst', flag: 'publish-burst', env: ['HERALD_PUBLISH_BURST'], kind: 'integer', defaultValue: 0, min: 0, max: 10_000_000, description: 'events a client may publish at once before --publish-rate applies (0: as many as the rate)' },
   { key: 'maxTopics', flag: 'max-topics', env: ['HERALD_MAX_TOPICS'], kind: 'integer', defaultValue: 64, min: 1, max: 10_000, description: 'topic selectors one subscription may name; more get 400' },
+  { key: 'metricsPort', flag: 'metrics-port', env: ['HERALD_METRICS_PORT'], kind: 'integer', defaultValue: 0, min: 0, max: 65535, description: 'serve GET /metrics on this port only, not on the main one (0: on the main port)' },
+  { key: 'logLevel', flag: 'log-level', env: ['HERALD_LOG_LEVEL'], kind: 'log-level', defaultValue: 'info', min: 0, max: 0, description: 'fatal, error, warn, info, debug, trace or silent' },
   { key: 'headTimeout', flag: 'head-timeout', env: ['HERALD_HEAD_TIMEOUT'], kind: 'duration', defaultValue: 30_000, min: 100, max: 600_000, description: 'time a client has to send its request head, from its first byte' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', env: ['HERALD_SHUTDOWN_TIMEOUT'], kind: 'duration', defaultValue: 4000, min: 0, max: MAX_TIMER_MS, description: 'on SIGTERM/SIGINT, how long to wait for in-flight publishes' },
 ];
@@ -164,12 +176,14 @@ const EXPECTED: Record<Kind, string> = {
   name: 'letters, digits, ".", "_", ":" or "-"',
   workers: 'a whole number or auto',
   secret: 'text',
+  'log-level': LOG_LEVELS.join(', '),
   origins: 'origins such as https://app.example.com (scheme, host and port only), comma-separated, or *',
 };
 
 function convert(kind: Kind, value: number | string): number | string | undefined {
   if (kind === 'host') return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
   if (kind === 'file' || kind === 'secret') return typeof value === 'string' ? value : undefined;
+  if (kind === 'log-level') return typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value.trim()) ? value.trim() : undefined;
   if (kind === 'origins') return typeof value === 'string' && parseOrigins(value) !== undefined ? value.trim() : undefined;
   if (kind === 'redis-url') return typeof value === 'string' && (value === '' || isRedisUrl(value)) ? value : undefined;
   if (kind === 'name') return typeof value === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(value) ? value : undefined;

@@ -88,11 +88,11 @@ export function subscriptionOf(query: URLSearchParams, lastEventIdHeader: string
 }
 
 /** Rejects with a HeraldError (bad token, bad selector, too many connections, shutdown) before any byte is written. */
-export async function handleEvents(hub: Hub, req: IncomingMessage, res: ServerResponse, url: URL, access: AccessPolicy): Promise<void> {
+export async function handleEvents(hub: Hub, req: IncomingMessage, res: ServerResponse, url: URL, access: AccessPolicy, requestId?: string): Promise<void> {
   const request = subscriptionOf(url.searchParams, req.headers['last-event-id']);
   const { scope, expiresAt } = await access.checkSubscribe(req, url, request.selectors);
   if (res.destroyed) return;
-  const subscriber = hub.subscribe({ ...request, scope, expiresAt, client: req.socket.remoteAddress, open: () => openStream(req, res) });
+  const subscriber = hub.subscribe({ ...request, scope, expiresAt, client: req.socket.remoteAddress, requestId, open: () => openStream(req, res) });
   // Socket errors (a reset mid-write) are handled by the HTTP server, which destroys the socket; `close` cleans up.
   res.once('close', () => hub.unsubscribe(subscriber));
 }

@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import { HeraldError } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
 import { writeRawError } from './client-errors.js';
+import { requestIdOf } from '../observe/logger.js';
 import { SocketSink, STREAM_HEADERS, subscriptionOf } from './events.js';
 
 /** Node's default `maxHeaderSize`: a longer head goes to Node, which answers 431. */
@@ -42,6 +43,8 @@ export class FrontDoor {
     private readonly basePath: string,
     /** How long a client may take to send its request head, from its first byte (slowloris). */
     private readonly headTimeout: number,
+    /** Told of each subscription refused here (for metrics). */
+    private readonly refused: (error: unknown) => void = () => {},
   ) {}
 
   /** The `connection` listener of the listening server. */
@@ -91,12 +94,14 @@ export class FrontDoor {
       subscriber = this.hub.subscribe({
         ...subscriptionOf(request.query, request.lastEventId),
         client: socket.remoteAddress,
+        requestId: requestIdOf(request.requestId),
         open: () => {
           socket.write(`HTTP/1.1 200 OK\r\n${STREAM_HEAD_FIELDS}Date: ${new Date().toUTCString()}\r\n\r\n`);
           return new SocketSink(socket);
         },
       });
     } catch (error) {
+      this.refused(error);
       answerError(socket, error);
       return;
     }
@@ -118,6 +123,7 @@ export class FrontDoor {
 interface ParsedHead {
   readonly query: URLSearchParams;
   readonly lastEventId: string | undefined;
+  readonly requestId: string | undefined;
 }
 
 /** Reads a request head that can take the fast path; `undefined` for anything else. */
@@ -131,6 +137,7 @@ function parseHead(text: string, basePath: string): ParsedHead | undefined {
   if (basePath !== '' && path.startsWith(`${basePath}/`)) path = path.slice(basePath.length);
   if (path !== '/events') return undefined;
   let lastEventId: string | undefined;
+  let requestId: string | undefined;
   // HTTP/1.1 requires Host; without one, Node's side answers the 400.
   let host = match[0].endsWith('1.0');
   for (let i = 1; i < lines.length; i++) {
@@ -144,6 +151,7 @@ function parseHead(text: string, basePath: string): ParsedHead | undefined {
     // So are cross-origin requests, which need CORS headers.
     if (name === 'authorization' || name === 'cookie' || name === 'origin') return undefined;
     if (name === 'host') host = true;
+    if (name === 'x-request-id') requestId = header[2];
     if (name === 'last-event-id') {
       if (lastEventId !== undefined) return undefined;
       // Read as latin1, as Node's parser reads header values, so both paths see the same id.
@@ -153,7 +161,7 @@ function parseHead(text: string, basePath: string): ParsedHead | undefined {
   if (!host) return undefined;
   const query = new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1));
   if (query.has('access_token')) return undefined;
-  return { query, lastEventId };
+  return { query, lastEventId, requestId };
 }
 
 function answerError(socket: Socket, error: unknown): void {

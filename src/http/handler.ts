@@ -15,6 +15,20 @@ import { handleEvents } from './events.js';
 import { servePage } from './page.js';
 import { sendError, sendJson } from './respond.js';
 import { handleTrigger } from './trigger.js';
+import { requestIdOf, type Logger } from '../observe/logger.js';
+import { refusalReason, type HubMetrics } from '../observe/metrics.js';
+
+/** The path of a request target, without its query (which may hold a token). */
+function pathOnly(target: string | undefined): string {
+  return (target ?? '/').split('?')[0]!.slice(0, 200);
+}
+
+/** Answers `GET /metrics` in Prometheus' text format. */
+export async function serveMetrics(metrics: HubMetrics, res: ServerResponse): Promise<void> {
+  const text = await metrics.render();
+  res.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
 
 const ORIGIN = 'http://herald.invalid';
 
@@ -29,6 +43,10 @@ export interface HttpSettings {
   readonly basePath: string;
   /** How long a publisher may take to send its body. */
   readonly bodyTimeout: number;
+  readonly metrics: HubMetrics;
+  /** Whether `GET /metrics` is served here (not when `--metrics-port` serves it elsewhere). */
+  readonly serveMetrics: boolean;
+  readonly logger: Logger;
 }
 
 function methodNotAllowed(allow: string): HeraldError {
@@ -47,8 +65,11 @@ export class HttpLayer {
 
   /** The request listener. */
   readonly handle: RequestHandler = (req, res, next) => {
+    const requestId = requestIdOf(req.headers['x-request-id']);
+    if (!res.headersSent) res.setHeader('X-Request-Id', requestId);
+    const fail = (error: unknown): void => this.fail(req, res, requestId, error);
     if (req.httpVersion === '1.1' && req.headers.host === undefined) {
-      sendError(res, new HeraldError('HERALD_ERR_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'));
+      fail(new HeraldError('HERALD_ERR_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'));
       return;
     }
     let url: URL;
@@ -57,20 +78,39 @@ export class HttpLayer {
       const target = req.url ?? '/';
       url = new URL(target.startsWith('/') ? `${ORIGIN}${target}` : target, ORIGIN);
     } catch {
-      sendError(res, new HeraldError('HERALD_ERR_NOT_FOUND', 'the request URL is malformed'));
+      fail(new HeraldError('HERALD_ERR_NOT_FOUND', 'the request URL is malformed'));
       return;
     }
     let path = url.pathname;
     const base = this.settings.basePath;
     if (base !== '' && (path === base || path.startsWith(`${base}/`))) path = path.slice(base.length) || '/';
     try {
-      this.route(path, req, res, url, next);
+      this.route(path, req, res, url, requestId, fail, next);
     } catch (error) {
-      sendError(res, error);
+      fail(error);
     }
   };
 
-  private route(path: string, req: IncomingMessage, res: ServerResponse, url: URL, next?: NextFunction): void {
+  /** Answers an error; failures of Herald itself (5xx but unavailability) are logged with the request id. */
+  private fail(req: IncomingMessage, res: ServerResponse, requestId: string, error: unknown): void {
+    const known = error instanceof HeraldError ? error : undefined;
+    if (known === undefined || known.code === 'HERALD_ERR_INTERNAL') {
+      this.settings.logger.error({ requestId, method: req.method, path: pathOnly(req.url), err: error }, 'request failed');
+    } else {
+      this.settings.logger.debug({ requestId, code: known.code, status: known.status }, known.message);
+    }
+    sendError(res, error);
+  }
+
+  private route(
+    path: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    requestId: string,
+    fail: (error: unknown) => void,
+    next?: NextFunction,
+  ): void {
     const method = req.method ?? 'GET';
     const { cors } = this.settings;
     if (CorsPolicy.isCrossOrigin(req)) {
@@ -85,30 +125,39 @@ export class HttpLayer {
     switch (path) {
       case '/events':
         if (method !== 'GET') throw methodNotAllowed('GET');
-        handleEvents(this.hub, req, res, url, this.settings.access).catch((error: unknown) => sendError(res, error));
+        handleEvents(this.hub, req, res, url, this.settings.access, requestId).catch((error: unknown) => {
+          this.refused(error);
+          fail(error);
+        });
         return;
       case '/trigger':
         if (method !== 'POST') throw methodNotAllowed('POST');
-        this.trigger(req, res, url);
+        this.trigger(req, res, url, fail);
         return;
       case '/health':
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
         this.health(res);
         return;
-      default:
-        if (servePage(path, method, res)) return;
-        if (next !== undefined) {
-          next();
+      case '/metrics':
+        if (this.settings.serveMetrics) {
+          if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
+          serveMetrics(this.settings.metrics, res).catch(fail);
           return;
         }
-        throw new HeraldError('HERALD_ERR_NOT_FOUND', `no route for ${method} ${path.slice(0, 200)}; see GET /events, POST /trigger, GET /health`);
     }
+    // Not ours: the page, the framework's next handler, or 404.
+    if (servePage(path, method, res)) return;
+    if (next !== undefined) {
+      next();
+      return;
+    }
+    throw new HeraldError('HERALD_ERR_NOT_FOUND', `no route for ${method} ${path.slice(0, 200)}; see GET /events, POST /trigger, GET /health`);
   }
 
-  private trigger(req: IncomingMessage, res: ServerResponse, url: URL): void {
+  private trigger(req: IncomingMessage, res: ServerResponse, url: URL, fail: (error: unknown) => void): void {
     if (this.draining) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { 'Retry-After': '1' });
     const limits = { maxBody: this.settings.maxBody, bodyTimeout: this.settings.bodyTimeout, rate: this.settings.rate };
-    const done = handleTrigger(this.hub, req, res, url, limits, this.settings.access).catch((error: unknown) => sendError(res, error));
+    const done = handleTrigger(this.hub, req, res, url, limits, this.settings.access).catch(fail);
     this.publishing.add(done);
     void done.finally(() => this.publishing.delete(done));
   }
@@ -131,6 +180,11 @@ export class HttpLayer {
       history: this.hub.log.stats(),
     });
   }
+
+  /** Counts a refused subscription (the front door reports its own through here too). */
+  readonly refused = (error: unknown): void => {
+    this.settings.metrics.refused(refusalReason(error instanceof HeraldError ? error.code : 'HERALD_ERR_INTERNAL'));
+  };
 
   /** Refuses new publishes and waits for those under way (at most `timeoutMs`). */
   async drain(timeoutMs: number): Promise<void> {

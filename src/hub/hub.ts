@@ -49,8 +49,10 @@ export interface SubscribeRequest {
   readonly scope?: readonly Selector[] | undefined;
   /** When the token expires (ms since the epoch): the stream ends then. */
   readonly expiresAt?: number | undefined;
-  /** The client's address, for `maxConnectionsPerIp`. */
+  /** The client's address, for `maxConnectionsPerIp` and logs. */
   readonly client?: string | undefined;
+  /** The request's id, for logs. */
+  readonly requestId?: string | undefined;
 }
 
 /** The id a publish was given. */
@@ -63,6 +65,21 @@ export interface HubCounters {
   readonly published: number;
   readonly delivered: number;
   readonly dropped: number;
+  /** Bytes handed to subscribers' transports (events, notices, heartbeats). */
+  readonly bytesWritten: number;
+}
+
+/**
+ * What the hub tells observers (metrics, logs). Every hook is optional and
+ * called synchronously, so each must be cheap.
+ */
+export interface HubObserver {
+  connected?(subscriber: Subscriber): void;
+  disconnected?(subscriber: Subscriber, reason: CloseReason): void;
+  /** A batch was stored; `seconds` is how long the log took. */
+  published?(events: readonly StoredEvent[], seconds: number): void;
+  /** An event went out to `deliveries` subscribers. */
+  dispatched?(event: StoredEvent, deliveries: number): void;
 }
 
 const HEARTBEAT = Buffer.from(frameComment('heartbeat'));
@@ -101,6 +118,8 @@ export class Hub {
   private published = 0;
   private delivered = 0;
   private dropped = 0;
+  private bytesWritten = 0;
+  private readonly observers: HubObserver[] = [];
 
   constructor(
     private readonly settings: HubSettings,
@@ -130,7 +149,23 @@ export class Hub {
   }
 
   counters(): HubCounters {
-    return { connections: this.subscribers.size, published: this.published, delivered: this.delivered, dropped: this.dropped };
+    return {
+      connections: this.subscribers.size,
+      published: this.published,
+      delivered: this.delivered,
+      dropped: this.dropped,
+      bytesWritten: this.bytesWritten,
+    };
+  }
+
+  /** Adds an observer (metrics, logs) of connections, publishes and deliveries. */
+  observe(observer: HubObserver): void {
+    this.observers.push(observer);
+  }
+
+  /** Every subscriber's stream, for the dashboard: a snapshot. */
+  streams(): readonly Subscriber[] {
+    return [...this.subscribers];
   }
 
   /**
@@ -154,11 +189,14 @@ export class Hub {
   /** Appends checked drafts to the log; resolves once the log has kept them. */
   async append(drafts: readonly EventDraft[]): Promise<Published[]> {
     if (this.closing !== undefined) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node');
+    const started = performance.now();
     const appending = this.log.append(drafts);
     this.inFlight.add(appending);
     try {
       const stored = await appending;
       this.published += stored.length;
+      const seconds = (performance.now() - started) / 1000;
+      for (const observer of this.observers) observer.published?.(stored, seconds);
       return stored.map((event) => ({ id: event.id }));
     } finally {
       this.inFlight.delete(appending);
@@ -197,6 +235,8 @@ export class Hub {
       );
     }
     const subscriber = new Subscriber(request.open(), selectors, request.scope);
+    subscriber.requestId = request.requestId;
+    subscriber.address = request.client;
     if (client !== undefined) {
       subscriber.client = client;
       this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
@@ -210,7 +250,8 @@ export class Hub {
     this.subscribers.add(subscriber);
     if (selectors.length === 0) this.everything.add(subscriber);
     for (const selector of selectors) this.index.add(selector, subscriber);
-    subscriber.writeNow(this.hello);
+    this.writeNow(subscriber, this.hello);
+    for (const observer of this.observers) observer.connected?.(subscriber);
     if (request.lastEventId === undefined) this.goLive(subscriber, undefined);
     else void this.replay(subscriber, request.lastEventId);
     return subscriber;
@@ -220,6 +261,7 @@ export class Hub {
   unsubscribe(subscriber: Subscriber, reason: CloseReason = 'client-closed'): void {
     if (!subscriber.markClosed(reason)) return;
     this.subscribers.delete(subscriber);
+    for (const observer of this.observers) observer.disconnected?.(subscriber, reason);
     if (subscriber.client !== undefined) {
       const left = this.perClient.get(subscriber.client)! - 1;
       if (left === 0) this.perClient.delete(subscriber.client);
@@ -242,14 +284,14 @@ export class Hub {
       if (subscriber.isClosed()) return;
       if (result.status !== 'complete') {
         const notice = { reason: result.status, lastEventId: lastEventId.slice(0, 256) };
-        subscriber.writeNow(frameEvent({ event: RESYNC_EVENT, data: JSON.stringify(notice) }));
+        this.writeNow(subscriber, frameEvent({ event: RESYNC_EVENT, data: JSON.stringify(notice) }));
       }
       // Everything up to `sent` has been delivered; held live events at or before it are duplicates.
       let sent: EventId | undefined = result.status === 'unknown' ? undefined : parseEventId(lastEventId);
       for (const event of result.events) {
         if (subscriber.isClosed()) return;
         if (!wants(subscriber, event)) continue;
-        if (!subscriber.writeNow(this.frameOf(event))) await subscriber.drained();
+        if (!this.writeNow(subscriber, this.frameOf(event))) await subscriber.drained();
         sent = parseEventId(event.id);
       }
       if (!subscriber.isClosed()) this.goLive(subscriber, sent);
@@ -271,6 +313,12 @@ export class Hub {
       if (sent !== undefined && id !== undefined && compareEventIds(id, sent) <= 0) continue;
       this.enqueue(subscriber, this.frameOf(event));
     }
+  }
+
+  /** Writes outside the flush (hello, notices, replay, heartbeats), counting the bytes. */
+  private writeNow(subscriber: Subscriber, chunk: Buffer | string): boolean {
+    this.bytesWritten += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    return subscriber.writeNow(chunk);
   }
 
   private frameOf(event: StoredEvent): Buffer {
@@ -300,8 +348,10 @@ export class Hub {
           if (subscriber.heldBytes > this.settings.maxBuffer) this.drop(subscriber);
         }
       };
+      const before = this.delivered;
       for (const subscriber of this.everything) deliver(subscriber);
       if (event.topic !== undefined) this.index.forEachMatch(event.topic.split('/'), deliver);
+      for (const observer of this.observers) observer.dispatched?.(event, this.delivered - before);
     }
   }
 
@@ -345,6 +395,7 @@ export class Hub {
       }
       const { pending } = subscriber;
       subscriber.wroteSinceSweep = true;
+      this.bytesWritten += subscriber.pendingBytes;
       if (pending.length === 1) subscriber.sink.write(pending[0]!);
       else subscriber.sink.writeMany(pending);
       subscriber.pending = [];
@@ -357,7 +408,7 @@ export class Hub {
     for (const subscriber of this.subscribers) {
       if (subscriber.state === 'live' && !subscriber.wroteSinceSweep && !subscriber.dirty) {
         if (subscriber.sink.pendingBytes > this.settings.maxBuffer) this.drop(subscriber);
-        else subscriber.writeNow(HEARTBEAT);
+        else this.writeNow(subscriber, HEARTBEAT);
       }
       subscriber.wroteSinceSweep = false;
     }

@@ -36,6 +36,9 @@ export class Subscriber {
   readonly connectedAt = Date.now();
   /** The client's address, when streams are counted per address. */
   client: string | undefined;
+  /** The client's address and the request's id, for logs and the dashboard. */
+  address: string | undefined;
+  requestId: string | undefined;
   /** Ends the stream when the subscriber's token expires. */
   expiry: NodeJS.Timeout | undefined;
   closeReason: CloseReason | undefined;
