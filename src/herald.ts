@@ -125,6 +125,7 @@ export class Herald {
       metrics: this.metrics,
       serveMetrics: options.metricsPort === 0,
       logger,
+      retry: options.retry,
     });
     this.handler = this.http.handle;
   }

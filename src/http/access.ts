@@ -63,6 +63,21 @@ export class AccessPolicy {
     for (const draft of drafts) assertMayPublish(grant, draft.topic);
   }
 
+  /** Whether subscriber tokens are checked (else subscribing is open). */
+  get subscribersNeedTokens(): boolean {
+    return this.verifier?.hasKey('subscribe') === true;
+  }
+
+  /**
+   * Admits an operator (the dashboard): a subscriber token whose scope is everything (`**`).
+   * @throws HeraldError 401 without a valid token, 403 for a narrower scope
+   */
+  async checkAdmin(req: IncomingMessage, url: URL): Promise<void> {
+    const grant = await this.grantOf(req, url, 'subscribe');
+    const everything = subscriptionScope(grant).some((selector) => selector.segments.length === 1 && selector.segments[0] === '**');
+    if (!everything) throw forbiddenError('the dashboard needs a token that may subscribe to "**"');
+  }
+
   /**
    * What a subscription may receive.
    * @throws HeraldError 401 (a bad token), 403 (selectors entirely outside the token's scope)

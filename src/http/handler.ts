@@ -15,6 +15,7 @@ import { handleEvents } from './events.js';
 import { servePage } from './page.js';
 import { sendError, sendJson } from './respond.js';
 import { handleTrigger } from './trigger.js';
+import { DashboardFeed } from './dashboard.js';
 import { requestIdOf, type Logger } from '../observe/logger.js';
 import { refusalReason, type HubMetrics } from '../observe/metrics.js';
 
@@ -47,6 +48,8 @@ export interface HttpSettings {
   /** Whether `GET /metrics` is served here (not when `--metrics-port` serves it elsewhere). */
   readonly serveMetrics: boolean;
   readonly logger: Logger;
+  /** The reconnection delay sent to dashboard viewers. */
+  readonly retry: number;
 }
 
 function methodNotAllowed(allow: string): HeraldError {
@@ -58,10 +61,14 @@ export class HttpLayer {
   private readonly publishing = new Set<Promise<void>>();
   private draining = false;
 
+  private readonly dashboard: DashboardFeed;
+
   constructor(
     private readonly hub: Hub,
     private readonly settings: HttpSettings,
-  ) {}
+  ) {
+    this.dashboard = new DashboardFeed(hub, settings.access, settings.retry);
+  }
 
   /** The request listener. */
   readonly handle: RequestHandler = (req, res, next) => {
@@ -138,6 +145,10 @@ export class HttpLayer {
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
         this.health(res);
         return;
+      case '/dashboard/stream':
+        if (method !== 'GET') throw methodNotAllowed('GET');
+        this.dashboard.open(req, res, url).catch(fail);
+        return;
       case '/metrics':
         if (this.settings.serveMetrics) {
           if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
@@ -189,6 +200,7 @@ export class HttpLayer {
   /** Refuses new publishes and waits for those under way (at most `timeoutMs`). */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
+    this.dashboard.close();
     await settleWithin(this.publishing, timeoutMs);
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The demo page at `/`: plain static files from `public/`, read once.
+ * The demo page at `/` and the dashboard at `/dashboard`: plain static files from `public/`, read once.
  */
 
 import { readFileSync } from 'node:fs';
@@ -11,6 +11,9 @@ const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/assets/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/assets/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  '/dashboard': { file: 'dashboard.html', type: 'text/html; charset=utf-8' },
+  '/assets/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
+  '/assets/dashboard.css': { file: 'dashboard.css', type: 'text/css; charset=utf-8' },
 };
 
 const cache = new Map<string, Buffer>();
