@@ -90,7 +90,11 @@ async function main(): Promise<void> {
     return pid === undefined ? [] : [pid];
   };
   try {
-    for (const scenario of suite.scenarios.filter((candidate) => values.only === undefined || candidate.id === values.only)) {
+    const scenarios = suite.scenarios.filter((candidate) => values.only === undefined || candidate.id === values.only);
+    const total = scenarios.length * runs * suite.variants.length;
+    const started = Date.now();
+    let done = 0;
+    for (const scenario of scenarios) {
       const result: ScenarioResult = { scenario, runs: {} };
       results.push(result);
       for (let run = 0; run < runs; run++) {
@@ -103,9 +107,11 @@ async function main(): Promise<void> {
           };
           const metrics: RunMetrics = await runScenario('herald', scenario, settings);
           (result.runs[variant.name] ??= []).push(metrics);
-          process.stderr.write(`${scenario.id} ${variant.name} run ${run + 1}: p99 ${metrics.latencyMs?.p99.toFixed(1) ?? '-'} ms, ` +
+          done++;
+          const left = Math.ceil((((Date.now() - started) / done) * (total - done)) / 60_000);
+          process.stderr.write(`[${done}/${total}] ${scenario.id} ${variant.name} run ${run + 1}: p99 ${metrics.latencyMs?.p99.toFixed(1) ?? '-'} ms, ` +
             `${metrics.publishedPerSecond?.toFixed(0) ?? '-'} events/s published, ${metrics.deliveriesPerSecond?.toFixed(0) ?? '-'} deliveries/s, ` +
-            `server CPU ${metrics.serverCpuLoad?.toFixed(2) ?? '-'} cores, lost ${metrics.lost ?? 0}\n`);
+            `server CPU ${metrics.serverCpuLoad?.toFixed(2) ?? '-'} cores, lost ${metrics.lost ?? 0} (about ${left} min left)\n`);
         }
       }
     }
