@@ -166,3 +166,21 @@ test('--workers 2 --metrics-port: the primary gathers both workers\' metrics, on
     await node.exited;
   }
 });
+
+test('on a terminal, log lines are human-readable, not JSON', async () => {
+  const { createLogger } = await import('../src/observe/logger.js');
+  const { PassThrough } = await import('node:stream');
+  const sink = new PassThrough();
+  let text = '';
+  sink.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  const logger = createLogger({ level: 'info', pretty: true, destination: sink });
+  logger.info({ url: 'http://127.0.0.1:3004' }, 'Herald listening');
+  logger.debug('not at info');
+  await sleep(50);
+  assert.match(text, /\x1B\[\d+m/, 'coloured');
+  const plain = text.replace(/\x1B\[[0-9;]*m/g, '');
+  assert.match(plain, /INFO: Herald listening/);
+  assert.match(plain, /url: "http:\/\/127\.0\.0\.1:3004"/);
+  assert.doesNotMatch(plain, /^\{/m, 'no JSON lines');
+  assert.doesNotMatch(plain, /not at info/);
+});
