@@ -23,6 +23,7 @@ import { HeraldError } from './errors.js';
 import { silentLogger, type Logger } from './observe/logger.js';
 import { HubMetrics } from './observe/metrics.js';
 import { SqliteEventLog } from './log/sqlite-log.js';
+import { loadTlsCredentials, SecureDoor, type TlsCredentials } from './http/tls.js';
 
 /** Parts a library user may supply instead of the defaults. */
 export interface HeraldParts {
@@ -39,9 +40,12 @@ export interface HeraldParts {
 }
 
 export interface Listening {
-  /** The listening server; its connections go to Herald's front door, then to a `node:http` server. */
+  /**
+   * The listening server; its connections go to Herald's front door, then to a `node:http` server,
+   * or with `tlsCert` to a `node:http2` secure server (HTTP/2, HTTP/1.1 fallback).
+   */
   readonly server: Server;
-  /** e.g. `http://127.0.0.1:3004` */
+  /** e.g. `http://127.0.0.1:3004`, or `https://127.0.0.1:3004` with `tlsCert` */
   readonly url: string;
   readonly port: number;
 }
@@ -80,6 +84,9 @@ export class Herald {
   private server: Server | undefined;
   private frontDoor: FrontDoor | undefined;
   private httpServer: ReturnType<typeof createHttpServer> | undefined;
+  /** With `tlsCert`: the certificate and key, read and checked at construction. */
+  private readonly tls: TlsCredentials | undefined;
+  private secureDoor: SecureDoor | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions, parts: HeraldParts = {}) {
@@ -99,6 +106,8 @@ export class Herald {
       },
     });
     const label = parts.label ?? ((key: string) => `option "${key}"`);
+    // Read now, so a bad file stops the start with one line naming the option, before anything listens.
+    this.tls = options.tlsCert === '' ? undefined : loadTlsCredentials({ cert: options.tlsCert, key: options.tlsKey }, label);
     const verifier = hasAnyKey(options)
       ? createTokenVerifier(
           {
@@ -146,7 +155,10 @@ export class Herald {
     return this.hub.counters();
   }
 
-  /** Starts a `node:http` server of its own on `port` and `host` (default: the options'). */
+  /**
+   * Starts a server of its own on `port` and `host` (default: the options'):
+   * HTTP/1.1, or with `tlsCert` HTTPS with HTTP/2 (ALPN `h2`) and HTTP/1.1 fallback.
+   */
   async listen(port: number = this.options.port, host: string = this.options.host): Promise<Listening> {
     if (this.server !== undefined) throw new Error('the hub is already listening');
     const warning = exposureWarning(this.options, host);
@@ -162,7 +174,8 @@ export class Herald {
         server.off('error', reject);
         const address = server.address() as AddressInfo;
         const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-        resolve({ server, port: address.port, url: `http://${shownHost}:${address.port}` });
+        const scheme = this.tls === undefined ? 'http' : 'https';
+        resolve({ server, port: address.port, url: `${scheme}://${shownHost}:${address.port}` });
       });
     });
   }
@@ -196,13 +209,23 @@ export class Herald {
    * Resolves once a shared log is followed, or waiting longer is pointless.
    */
   async attach(): Promise<(socket: Socket) => void> {
-    if (this.frontDoor !== undefined) return this.frontDoor.accept;
+    if (this.accepting !== undefined) return this.accepting;
     // A shared log that is reachable is followed before clients arrive; one that is not
     // does not stop the hub from starting (it reports 503 until the log is back).
     await this.hub.log.ready?.();
     // Another call may have attached while this one waited.
-    const attached = this.frontDoor as FrontDoor | undefined;
-    if (attached !== undefined) return attached.accept;
+    const attached = this.accepting as ((socket: Socket) => void) | undefined;
+    if (attached !== undefined) return attached;
+    if (this.tls !== undefined) {
+      // HTTPS: no raw-socket fast path; every connection goes to the secure server, whatever its protocol.
+      const secureDoor = new SecureDoor(this.handler, this.tls, {
+        headTimeout: this.options.headTimeout,
+        bodyTimeout: BODY_TIMEOUT_MS,
+        checkInterval: Math.min(DEADLINE_CHECK_MS, this.options.headTimeout),
+      });
+      this.secureDoor = secureDoor;
+      return secureDoor.accept;
+    }
     // Deadlines against slow clients (slowloris): the head within --head-timeout, the body within 30 s more.
     // Host is checked by the HTTP layer, so its absence gets a JSON answer like every other error.
     const http = createHttpServer(
@@ -225,6 +248,11 @@ export class Herald {
     return frontDoor.accept;
   }
 
+  /** The `connection` listener of whichever door {@link attach} opened. */
+  private get accepting(): ((socket: Socket) => void) | undefined {
+    return this.frontDoor?.accept ?? this.secureDoor?.accept;
+  }
+
   /**
    * Shuts down: stops accepting, lets in-flight publishes finish (up to
    * `shutdownTimeout`), ends every stream so clients reconnect elsewhere,
@@ -236,7 +264,7 @@ export class Herald {
   }
 
   private async shutdown(): Promise<void> {
-    const { server, httpServer: http, frontDoor } = this;
+    const { server, httpServer: http, frontDoor, secureDoor } = this;
     const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
     await this.http.drain(this.options.shutdownTimeout);
     await this.hub.close();
@@ -253,6 +281,13 @@ export class Herald {
       }, 500);
       force.unref();
       await serverClosed;
+      clearTimeout(force);
+    }
+    if (secureDoor !== undefined) {
+      // Streams were ended above: HTTP/2 sessions get GOAWAY and close once their streams are done.
+      const force = setTimeout(() => secureDoor.destroyAll(), 500);
+      force.unref();
+      await Promise.all([serverClosed, secureDoor.close()]);
       clearTimeout(force);
     }
   }

@@ -10,42 +10,25 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { chromiumSkip, closeChromium, launchChromium } from './chromium.js';
 import { freePort, spawnHerald, SseTap, startHub, trigger, type HeraldProcess } from './helpers.js';
 
 // The callbacks given to page.evaluate() run in the page; this project compiles without the DOM types.
 declare const document: any;
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const DOCS_SCREENSHOT = fileURLToPath(new URL('../../docs/page.png', import.meta.url));
 
-const chromiumMissing = !existsSync(CHROMIUM);
-const skip = chromiumMissing && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt-get install chromium); set CI to make this a failure` : false;
+const skip = chromiumSkip;
 if (skip !== false) console.log(`# browser tests skipped: ${skip}`);
 
-let browser: Browser | undefined;
 const children = new Set<HeraldProcess>();
-
-async function launch(): Promise<Browser> {
-  if (chromiumMissing) throw new Error(`CI is set but Chromium is missing at ${CHROMIUM}: the browser tests must run in CI`);
-  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  return browser;
-}
+const launch = launchChromium;
 
 after(async () => {
   for (const herald of children) herald.child.kill('SIGKILL');
-  await browser?.close();
+  await closeChromium();
 });
 
 async function startHerald(args: string[]): Promise<HeraldProcess> {

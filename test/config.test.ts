@@ -81,6 +81,8 @@ describe('resolveOptions', () => {
       {
         port: 3004,
         host: '127.0.0.1',
+        tlsCert: '',
+        tlsKey: '',
         heartbeat: 30_000,
         retry: 3000,
         history: 10_000,
@@ -142,7 +144,7 @@ describe('resolveOptions', () => {
     assert.deepEqual(
       { ...options },
       {
-        port: 8080, host: '::1', heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
+        port: 8080, host: '::1', tlsCert: '', tlsKey: '', heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
         shutdownTimeout: 60_000, basePath: '/herald', historyTtl: 86_400_000, store: 'herald.db', redis: '', redisPrefix: 'herald', workers: 2,
         jwtKey: '', jwtPublicKey: '', jwtPublisherKey: '', jwtSubscriberKey: '', jwtJwks: '', jwtClockSkew: 30_000, authCookie: 'herald_auth', headTimeout: 30_000,
         corsOrigin: '', maxConnectionsPerIp: 0, publishRate: 0, publishBurst: 0, maxTopics: 64, metricsPort: 0, logLevel: 'info',

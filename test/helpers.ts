@@ -231,7 +231,7 @@ export function spawnHerald(args: string[] = [], env: Record<string, string> = {
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
-      const match = /listening on (http:\/\/[^\s]+)/.exec(output);
+      const match = /listening on (https?:\/\/[^\s]+)/.exec(output);
       if (match !== null) {
         const url = match[1]!;
         resolve({ child, url, port: Number(new URL(url).port), output: () => output, exited });

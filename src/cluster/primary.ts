@@ -87,7 +87,7 @@ export class ClusterPrimary {
     });
     const address = server.address() as AddressInfo;
     const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    this.url = `http://${shownHost}:${address.port}`;
+    this.url = `${this.options.tlsCert === '' ? 'http' : 'https'}://${shownHost}:${address.port}`;
     for (let i = 0; i < this.options.workers; i++) this.fork();
     if (this.options.metricsPort !== 0) await this.serveMetrics();
     return this.allReady;

@@ -20,6 +20,13 @@ export interface HeraldOptions {
   port?: number | string;
   /** Address for {@link Hub.listen}. Default `127.0.0.1`. */
   host?: string;
+  /**
+   * A PEM certificate file (the chain, leaf first): {@link Hub.listen} then serves HTTPS,
+   * HTTP/2 by ALPN with HTTP/1.1 for older clients. Needs `tlsKey`.
+   */
+  tlsCert?: string;
+  /** The PEM private key file of `tlsCert`. Needs `tlsCert`. */
+  tlsKey?: string;
   /** Comment sent on idle streams this often; `0` turns heartbeats off. Default `30s`. */
   heartbeat?: Duration;
   /** Reconnection delay sent to clients in the `retry:` field. Default `3s`. */
@@ -82,6 +89,10 @@ export interface HeraldOptions {
 export interface ResolvedOptions {
   readonly port: number;
   readonly host: string;
+  /** A PEM certificate file; `''`: plain HTTP. */
+  readonly tlsCert: string;
+  /** Its PEM private key file; `''` exactly when `tlsCert` is. */
+  readonly tlsKey: string;
   readonly heartbeat: number;
   readonly retry: number;
   readonly history: number;
@@ -135,6 +146,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'port', flag: 'port', env: ['HERALD_PORT', 'PORT'], kind: 'integer', defaultValue: 3004, min: 0, max: 65535, description: 'TCP port to listen on (0 picks a free one)' },
   { key: 'host', flag: 'host', env: ['HERALD_HOST', 'HOST'], kind: 'host', defaultValue: '127.0.0.1', min: 0, max: 0, description: 'address to listen on (0.0.0.0 or :: for every interface)' },
+  { key: 'tlsCert', flag: 'tls-cert', env: ['HERALD_TLS_CERT'], kind: 'file', defaultValue: '', min: 0, max: 0, description: 'PEM certificate file: serve HTTPS, HTTP/2 with HTTP/1.1 fallback (needs --tls-key)' },
+  { key: 'tlsKey', flag: 'tls-key', env: ['HERALD_TLS_KEY'], kind: 'file', defaultValue: '', min: 0, max: 0, description: 'PEM private key file of --tls-cert' },
   { key: 'heartbeat', flag: 'heartbeat', env: ['HERALD_HEARTBEAT'], kind: 'duration', defaultValue: 30_000, min: 0, max: MAX_TIMER_MS, description: 'comment sent on idle streams this often (0 turns it off)' },
   { key: 'retry', flag: 'retry', env: ['HERALD_RETRY'], kind: 'duration', defaultValue: 3000, min: 0, max: MAX_TIMER_MS, description: 'reconnection delay sent to clients (the retry: field)' },
   { key: 'history', flag: 'history', env: ['HERALD_HISTORY'], kind: 'integer', defaultValue: 10_000, min: 0, max: 10_000_000, description: 'events kept for resume with Last-Event-ID' },
@@ -252,6 +265,13 @@ export function resolveOptions(
   if (resolved.redis !== '' && resolved.store !== '') {
     const [redis, store] = ['redis', 'store'].map((key) => label(OPTION_SPECS.find((spec) => spec.key === key)!));
     throw new HeraldError('HERALD_ERR_INVALID_OPTION', `${store} and ${redis} exclude each other: with Redis, history is kept in Redis`);
+  }
+  if ((resolved.tlsCert === '') !== (resolved.tlsKey === '')) {
+    // The missing one was not given, so it has no label of the user's own: name every way to set it.
+    const [given, missing] = resolved.tlsCert === '' ? ['tlsKey', 'tlsCert'] : ['tlsCert', 'tlsKey'];
+    const spec = OPTION_SPECS.find((candidate) => candidate.key === given)!;
+    const wanted = missing === 'tlsKey' ? 'its private key: --tls-key, HERALD_TLS_KEY or option "tlsKey"' : 'a certificate: --tls-cert, HERALD_TLS_CERT or option "tlsCert"';
+    throw new HeraldError('HERALD_ERR_INVALID_OPTION', `${label(spec)} needs ${wanted} (HTTPS takes both or neither)`);
   }
   return Object.freeze(resolved) as unknown as ResolvedOptions;
 }
