@@ -15,14 +15,18 @@ export interface WireError {
   readonly message: string;
 }
 
+export type AppendOutcome = { readonly ids: readonly string[] } | { readonly error: WireError };
+
 export type WorkerMessage =
-  | { readonly herald: 'append'; readonly id: number; readonly drafts: readonly EventDraft[] }
+  /** The publishes of one event-loop turn, each an atomic batch, stored in order. */
+  | { readonly herald: 'append'; readonly id: number; readonly batches: readonly (readonly EventDraft[])[] }
   | { readonly herald: 'read'; readonly id: number; readonly after: string }
   /** The worker serves connections from now on. */
   | { readonly herald: 'ready' };
 
 export type PrimaryMessage =
-  | { readonly herald: 'appended'; readonly id: number; readonly ids?: readonly string[]; readonly error?: WireError }
+  /** One outcome per batch of the `append`, in order. */
+  | { readonly herald: 'appended'; readonly id: number; readonly results: readonly AppendOutcome[] }
   | { readonly herald: 'read-result'; readonly id: number; readonly result?: ResumeResult; readonly error?: WireError }
   | { readonly herald: 'events'; readonly events: readonly StoredEvent[]; readonly stats: EventLogStats }
   /** Sent with a client connection's socket as the handle. */

@@ -29,7 +29,7 @@ import { defaultEventLog, LISTEN_BACKLOG } from '../herald.js';
 import type { ResolvedOptions } from '../config/options.js';
 import type { EventLog, StoredEvent } from '../log/event-log.js';
 import { settleWithin } from '../settle.js';
-import { isWorkerMessage, plainEvent, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
+import { isWorkerMessage, plainEvent, type AppendOutcome, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
 
 export interface PrimaryOutput {
   /** A line for the operator (ready, stopping, a worker restarted). */
@@ -166,14 +166,18 @@ export class ClusterPrimary {
         }
         return;
       }
-      case 'append':
-        this.track(
-          this.requireLog().append(message.drafts).then(
-            (events) => send(worker, { herald: 'appended', id: message.id, ids: events.map((event) => event.id) }),
-            (error: unknown) => send(worker, { herald: 'appended', id: message.id, error: toWire(error) }),
+      case 'append': {
+        // Appended in one go, in order: a SQLite store commits them together.
+        const log = this.requireLog();
+        const outcomes = message.batches.map((drafts) =>
+          log.append(drafts).then(
+            (events): AppendOutcome => ({ ids: events.map((event) => event.id) }),
+            (error: unknown): AppendOutcome => ({ error: toWire(error) }),
           ),
         );
+        this.track(Promise.all(outcomes).then((results) => send(worker, { herald: 'appended', id: message.id, results })));
         return;
+      }
       case 'read':
         this.track(
           this.requireLog().readAfter(message.after).then(

@@ -27,6 +27,7 @@ export class WorkerEventLog implements EventLog {
   private readonly listeners = new Set<TailListener>();
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
+  private outbox: { drafts: readonly EventDraft[]; resolve: (events: readonly StoredEvent[]) => void; reject: (error: unknown) => void }[] = [];
   private latestStats: EventLogStats = { size: 0, oldestId: undefined, newestId: undefined };
   private closed = false;
 
@@ -56,12 +57,37 @@ export class WorkerEventLog implements EventLog {
     });
   }
 
-  async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
-    const reply = await this.request({ herald: 'append', drafts });
-    if (reply.herald !== 'appended' || reply.ids === undefined) throw fromWire(reply.herald === 'appended' ? reply.error : undefined);
-    const ids = reply.ids;
-    return drafts.map((draft, i) => ({ id: ids[i]!, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) }));
+  /**
+   * The publishes of one event-loop turn travel to the primary in one
+   * message (a busy worker pays the IPC cost once per turn, not per publish);
+   * each keeps its own atomicity and outcome.
+   */
+  append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
+    return new Promise((resolve, reject) => {
+      this.outbox.push({ drafts, resolve, reject });
+      if (this.outbox.length === 1) setImmediate(this.sendAppends);
+    });
   }
+
+  private readonly sendAppends = (): void => {
+    const appends = this.outbox;
+    this.outbox = [];
+    this.request({ herald: 'append', batches: appends.map((append) => append.drafts) }).then(
+      (reply) => {
+        if (reply.herald !== 'appended') throw new Error('the primary process sent an unexpected reply');
+        appends.forEach(({ drafts, resolve, reject }, i) => {
+          const outcome = reply.results[i];
+          if (outcome === undefined || 'error' in outcome) {
+            reject(fromWire(outcome?.error));
+            return;
+          }
+          resolve(drafts.map((draft, k) => ({ id: outcome.ids[k]!, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) })));
+        });
+      },
+    ).catch((error: unknown) => {
+      for (const { reject } of appends) reject(error);
+    });
+  };
 
   async readAfter(lastEventId: string): Promise<ResumeResult> {
     const reply = await this.request({ herald: 'read', after: lastEventId });
