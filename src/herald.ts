@@ -17,9 +17,7 @@ import { AccessPolicy } from './http/access.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { CorsPolicy, parseOrigins } from './http/cors.js';
 import { PublishRateLimiter } from './http/rate-limit.js';
-import { serveMetrics } from './http/handler.js';
-import { sendError } from './http/respond.js';
-import { HeraldError } from './errors.js';
+import { listenForMetrics } from './http/metrics-port.js';
 import { silentLogger, type Logger } from './observe/logger.js';
 import { HubMetrics } from './observe/metrics.js';
 import { SqliteEventLog } from './log/sqlite-log.js';
@@ -167,7 +165,7 @@ export class Herald {
     if (this.server !== undefined) throw new Error('the hub is already listening');
     const server = createNetServer({ noDelay: true }, accept);
     this.server = server;
-    if (this.options.metricsPort !== 0) await this.listenForMetrics(this.options.metricsPort, host);
+    if (this.options.metricsPort !== 0) this.metricsServer = await listenForMetrics(this.metrics, this.options.metricsPort, host, this.handler);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
@@ -176,24 +174,6 @@ export class Herald {
         const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
         const scheme = this.tls === undefined ? 'http' : 'https';
         resolve({ server, port: address.port, url: `${scheme}://${shownHost}:${address.port}` });
-      });
-    });
-  }
-
-  /** `GET /metrics` (and `/health`) on a port of their own, so the main port need not expose them. */
-  private listenForMetrics(port: number, host: string): Promise<void> {
-    const server = createHttpServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (path === '/metrics') serveMetrics(this.metrics, res).catch((error: unknown) => sendError(res, error));
-      else if (path === '/health') this.handler(req, res);
-      else sendError(res, new HeraldError('HERALD_ERR_NOT_FOUND', 'this port serves GET /metrics and GET /health'));
-    });
-    this.metricsServer = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host }, () => {
-        server.off('error', reject);
-        resolve();
       });
     });
   }

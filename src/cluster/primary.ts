@@ -19,12 +19,11 @@
  */
 
 import cluster, { type Worker } from 'node:cluster';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { AggregatorRegistry } from 'prom-client';
-import { HeraldError } from '../errors.js';
-import { sendError } from '../http/respond.js';
-import { isHeraldError } from '../errors.js';
+import { listenForMetrics } from '../http/metrics-port.js';
+import { HeraldError, isHeraldError } from '../errors.js';
 import { defaultEventLog, LISTEN_BACKLOG } from '../herald.js';
 import type { ResolvedOptions } from '../config/options.js';
 import type { EventLog, StoredEvent } from '../log/event-log.js';
@@ -94,26 +93,16 @@ export class ClusterPrimary {
   }
 
   /** `--metrics-port`: every worker's metrics, gathered over IPC (each series keeps its worker's `node` label). */
-  private serveMetrics(): Promise<void> {
+  private async serveMetrics(): Promise<void> {
     const aggregator = new AggregatorRegistry();
-    const server = createHttpServer((req, res) => {
-      if ((req.url ?? '/').split('?')[0] !== '/metrics') {
-        sendError(res, new HeraldError('HERALD_ERR_NOT_FOUND', 'this port serves GET /metrics'));
-        return;
-      }
-      aggregator.clusterMetrics().then(
-        (text) => {
-          res.writeHead(200, { 'Content-Type': aggregator.contentType, 'Cache-Control': 'no-store' });
-          res.end(text);
-        },
-        (error: unknown) => sendError(res, new HeraldError('HERALD_ERR_INTERNAL', `the workers' metrics could not be gathered: ${(error as Error).message}`)),
-      );
-    });
-    this.metricsServer = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port: this.options.metricsPort, host: this.options.host }, () => resolve());
-    });
+    const gathered = {
+      contentType: aggregator.contentType,
+      render: () =>
+        aggregator.clusterMetrics().catch((error: unknown) => {
+          throw new HeraldError('HERALD_ERR_INTERNAL', `the workers' metrics could not be gathered: ${(error as Error).message}`);
+        }),
+    };
+    this.metricsServer = await listenForMetrics(gathered, this.options.metricsPort, this.options.host);
   }
 
   /** Hands a new connection to the next ready worker; if sending fails, to the one after. */

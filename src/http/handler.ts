@@ -16,6 +16,7 @@ import { servePage } from './page.js';
 import { sendError, sendJson } from './respond.js';
 import { handleTrigger } from './trigger.js';
 import { DashboardFeed } from './dashboard.js';
+import { serveMetrics } from './metrics-port.js';
 import { requestIdOf, type Logger } from '../observe/logger.js';
 import { refusalReason, type HubMetrics } from '../observe/metrics.js';
 
@@ -24,12 +25,6 @@ function pathOnly(target: string | undefined): string {
   return (target ?? '/').split('?')[0]!.slice(0, 200);
 }
 
-/** Answers `GET /metrics` in Prometheus' text format. */
-export async function serveMetrics(metrics: HubMetrics, res: ServerResponse): Promise<void> {
-  const text = await metrics.render();
-  res.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
-}
 
 const ORIGIN = 'http://herald.invalid';
 

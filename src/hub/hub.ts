@@ -329,11 +329,13 @@ export class Hub {
     for (const event of events) {
       const stamp = ++this.dispatchStamp;
       const frame = this.frameOf(event);
+      // Split once per event: the index and every token holder's scope check read the same segments.
+      const topic = event.topic?.split('/');
       let id: EventId | undefined;
       const deliver = (subscriber: Subscriber): void => {
         if (subscriber.lastDispatch === stamp) return;
         subscriber.lastDispatch = stamp;
-        if (!mayReceive(subscriber, event)) return;
+        if (!mayReceive(subscriber, event, topic)) return;
         if (subscriber.state === 'live') {
           if (subscriber.skipThrough !== undefined) {
             id ??= parseEventId(event.id);
@@ -350,7 +352,7 @@ export class Hub {
       };
       const before = this.delivered;
       for (const subscriber of this.everything) deliver(subscriber);
-      if (event.topic !== undefined) this.index.forEachMatch(event.topic.split('/'), deliver);
+      if (topic !== undefined) this.index.forEachMatch(topic, deliver);
       for (const observer of this.observers) observer.dispatched?.(event, this.delivered - before);
     }
   }
@@ -449,12 +451,12 @@ export class Hub {
 /** Whether the subscriber receives the event: its selectors match, and its token (if any) allows it. */
 function wants(subscriber: Subscriber, event: StoredEvent): boolean {
   const { selectors } = subscriber;
+  const topic = event.topic?.split('/');
   if (selectors.length > 0) {
-    if (event.topic === undefined) return false;
-    const topic = event.topic.split('/');
+    if (topic === undefined) return false;
     if (!selectors.some((selector) => selectorMatches(selector, topic))) return false;
   }
-  return mayReceive(subscriber, event);
+  return mayReceive(subscriber, event, topic);
 }
 
 /**
@@ -462,10 +464,9 @@ function wants(subscriber: Subscriber, event: StoredEvent): boolean {
  * public events only. With one: public and private events on the topics its
  * scope names (an event without a topic needs the scope `**`).
  */
-function mayReceive(subscriber: Subscriber, event: StoredEvent): boolean {
+function mayReceive(subscriber: Subscriber, event: StoredEvent, topic: readonly string[] | undefined): boolean {
   const { scope } = subscriber;
   if (scope === undefined) return event.private !== true;
-  if (event.topic === undefined) return scope.some((selector) => selector.segments.length === 1 && selector.segments[0] === '**');
-  const topic = event.topic.split('/');
+  if (topic === undefined) return scope.some((selector) => selector.segments.length === 1 && selector.segments[0] === '**');
   return scope.some((selector) => selectorMatches(selector, topic));
 }
