@@ -184,3 +184,20 @@ test('on a terminal, log lines are human-readable, not JSON', async () => {
   assert.doesNotMatch(plain, /^\{/m, 'no JSON lines');
   assert.doesNotMatch(plain, /not at info/);
 });
+
+test('the new endpoints refuse wrong methods and unknown paths with JSON errors', async () => {
+  const metricsPort = await freePort();
+  await withHub({}, async ({ url }) => {
+    for (const path of ['/metrics', '/dashboard/stream']) {
+      const response = await fetch(`${url}${path}`, { method: 'POST', body: 'x' });
+      assert.equal(response.status, 405, path);
+      assert.ok(response.headers.get('allow')?.includes('GET'), path);
+      assert.equal(((await response.json()) as any).error.code, 'HERALD_ERR_METHOD_NOT_ALLOWED');
+    }
+  });
+  await withHub({ metricsPort }, async () => {
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/anything?x=1`);
+    assert.equal(response.status, 404);
+    assert.equal(((await response.json()) as any).error.code, 'HERALD_ERR_NOT_FOUND');
+  });
+});
