@@ -59,6 +59,14 @@ export const ERROR_CATALOGUE = {
     summary: 'The event store (Redis, or the primary process of `--workers`) cannot take the publish now; nothing was acknowledged. Retry later.',
   },
   HERALD_ERR_BODY_TIMEOUT: { status: 408, summary: 'The request body did not arrive in time.' },
+  HERALD_ERR_REQUEST_ABORTED: {
+    status: 400,
+    summary: 'The client closed the request before its body arrived; nothing was stored (never answered: nobody is left to read it).',
+  },
+  HERALD_ERR_INVALID_STATE: {
+    status: 500,
+    summary: 'The library was used in a way the hub\'s state does not allow (listening twice, using a closed hub).',
+  },
   HERALD_ERR_INVALID_OPTION: { status: 500, summary: 'A configuration option has an invalid value.' },
   HERALD_ERR_INTERNAL: { status: 500, summary: 'An unexpected failure inside the hub.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
@@ -70,19 +78,31 @@ export interface ErrorBody {
   error: { code: ErrorCode; message: string };
 }
 
+/**
+ * Facts an error carries beyond its code and message. They are not HTTP:
+ * the HTTP layer turns them into `Retry-After`, `Allow` and `WWW-Authenticate`.
+ */
+export interface ErrorDetails {
+  /** Seconds after which trying again may succeed. */
+  readonly retryAfter?: number;
+  /** The methods the path does accept. */
+  readonly allow?: readonly string[];
+  /** The bearer-token challenge (RFC 6750 §3) of an authentication failure. */
+  readonly challenge?: string;
+}
+
 export class HeraldError extends Error {
   override readonly name = 'HeraldError';
   readonly code: ErrorCode;
   /** The HTTP status this error is answered with. */
   readonly status: number;
-  /** Extra response headers, e.g. `Retry-After` or `Allow`. */
-  readonly headers: Readonly<Record<string, string>>;
+  readonly details: ErrorDetails;
 
-  constructor(code: ErrorCode, message: string, headers: Record<string, string> = {}) {
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message);
     this.code = code;
     this.status = ERROR_CATALOGUE[code].status;
-    this.headers = headers;
+    this.details = details;
   }
 
   toJSON(): ErrorBody {

@@ -1,64 +1,44 @@
 /**
- * `createHub()`: the hub core, its HTTP layer and an optional server of its own.
+ * `createHub()`: the facade over the hub core, its HTTP layer and, when
+ * asked, a server of its own. Nothing below imports this file.
  */
 
-import { createServer as createHttpServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { resolveOptions, type HeraldOptions, type ResolvedOptions } from './config/options.js';
-import { FrontDoor } from './http/front-door.js';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import { resolveOptions, type HeraldOptions, type OptionKey, type ResolvedOptions } from './config/options.js';
+import { HeraldError } from './errors.js';
 import { HttpLayer, type RequestHandler } from './http/handler.js';
+import type { FetchInfo } from './http/fetch.js';
 import { Hub, type HubCounters, type Published } from './hub/hub.js';
 import type { PublishMessage, TextMessageMeta } from './hub/messages.js';
 import type { EventLog } from './log/event-log.js';
-import { MemoryEventLog } from './log/memory-log.js';
-import { RedisEventLog } from './log/redis-log.js';
+import { createEventLog } from './log/create.js';
 import { createTokenVerifier } from './auth/index.js';
 import { AccessPolicy } from './http/access.js';
-import { answerClientErrors } from './http/client-errors.js';
+import { AddressLimit } from './http/address-limit.js';
 import { CorsPolicy, parseOrigins } from './http/cors.js';
 import { PublishRateLimiter } from './http/rate-limit.js';
 import { listenForMetrics } from './http/metrics-port.js';
+import { BODY_TIMEOUT_MS, HubServer, type Listening } from './http/server.js';
 import { silentLogger, type Logger } from './observe/logger.js';
 import { HubMetrics } from './observe/metrics.js';
-import { SqliteEventLog } from './log/sqlite-log.js';
-import { loadTlsCredentials, SecureDoor, type TlsCredentials } from './http/tls.js';
+import { loadTlsCredentials, type TlsCredentials } from './http/tls.js';
+
+export type { Listening } from './http/server.js';
 
 /** Parts a library user may supply instead of the defaults. */
 export interface HeraldParts {
-  /** Where events are kept; default: Redis with `redis`, the SQLite file of `store`, else an in-memory ring. */
+  /** Where events are kept; default: the log the options choose (Redis with `redis`, the SQLite file of `store`, else an in-memory ring). */
   eventLog?: EventLog;
   /** Told, in one line, about events worth an operator's attention (Redis lost or back, an exposed publish endpoint); default: the logger's warn. */
   notify?: (message: string) => void;
-  /** A pino logger for start, stop, errors and dropped subscribers; default: none (silent). */
+  /** A logger for start, stop, errors and dropped subscribers (pino, or anything with its methods); default: none (silent). */
   logger?: Logger;
   /** Whether `listen()` warns about an exposed publish endpoint (the primary of `--workers` warns once for all). Default true. */
   warnOnExposure?: boolean;
   /** How to name an option in an error, e.g. `--jwt-key`; default `option "jwtKey"`. */
-  label?: (key: keyof ResolvedOptions) => string;
+  label?: (key: OptionKey) => string;
 }
-
-export interface Listening {
-  /**
-   * The listening server; its connections go to Herald's front door, then to a `node:http` server,
-   * or with `tlsCert` to a `node:http2` secure server (HTTP/2, HTTP/1.1 fallback).
-   */
-  readonly server: Server;
-  /** e.g. `http://127.0.0.1:3004`, or `https://127.0.0.1:3004` with `tlsCert` */
-  readonly url: string;
-  readonly port: number;
-}
-
-/**
- * Pending connections the kernel queues before accepting. Node's default (511)
- * overflows in a reconnect storm, and each dropped SYN costs the client a
- * one-second retransmit; the kernel caps this at `net.core.somaxconn`.
- */
-export const LISTEN_BACKLOG = 4096;
-
-/** How long a publisher may take to send its body before it gets `408`. */
-const BODY_TIMEOUT_MS = 30_000;
-/** How often Node checks its connections' head and request deadlines (its default, 30 s, lets them run late). */
-const DEADLINE_CHECK_MS = 1000;
 
 export class Herald {
   /** The validated options, frozen. */
@@ -66,25 +46,30 @@ export class Herald {
   /** The hub core (topics, fan-out, backpressure). */
   readonly hub: Hub;
   /**
-   * A request listener for `node:http` and Express/Connect middleware:
-   * serves `/events`, `/trigger`, `/health` and the page at `/`; unknown paths go to `next` when given, else `404`.
+   * A request listener for `node:http` and `node:http2`, and Express/Connect middleware:
+   * serves `/events`, `/trigger` and the optional `routes`; unknown paths go to `next` when given, else `404`.
    */
   readonly handler: RequestHandler;
-  /** The hub's Prometheus metrics (served at `GET /metrics`, or on `metricsPort`). */
+  /**
+   * The Web-standard handler: `Request` in, `Response` out (a stream is a `ReadableStream` body),
+   * for Hono, Bun, Deno and any fetch-based server.
+   * @example
+   * app.all('/herald/*', (c) => hub.fetch(c.req.raw, { remoteAddress: getConnInfo(c).remote.address }));
+   */
+  readonly fetch: (request: Request, info?: FetchInfo) => Promise<Response>;
+  /** The hub's Prometheus metrics (served at `GET /metrics` with the `metrics` route, or on `metricsPort`). */
   readonly metrics: HubMetrics;
   readonly logger: Logger;
   private readonly http: HttpLayer;
-  private metricsServer: ReturnType<typeof createHttpServer> | undefined;
-  private readonly access: AccessPolicy;
+  private readonly server: HubServer;
+  private metricsServer: HttpServer | undefined;
   private readonly rate: PublishRateLimiter;
   private readonly notify: (message: string) => void;
   private readonly warnOnExposure: boolean;
-  private server: Server | undefined;
-  private frontDoor: FrontDoor | undefined;
-  private httpServer: ReturnType<typeof createHttpServer> | undefined;
   /** With `tlsCert`: the certificate and key, read and checked at construction. */
   private readonly tls: TlsCredentials | undefined;
-  private secureDoor: SecureDoor | undefined;
+  private attached: Promise<(socket: Socket) => void> | undefined;
+  private listening = false;
   private closing: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions, parts: HeraldParts = {}) {
@@ -92,7 +77,7 @@ export class Herald {
     this.logger = parts.logger ?? silentLogger();
     const logger = this.logger;
     this.notify = parts.notify ?? ((message) => logger.warn(message));
-    this.hub = new Hub(options, parts.eventLog ?? defaultEventLog(options, this.notify));
+    this.hub = new Hub(options, parts.eventLog ?? createEventLog(options, this.notify));
     this.metrics = new HubMetrics(this.hub);
     this.hub.observe({
       disconnected: (subscriber, reason) => {
@@ -103,9 +88,9 @@ export class Herald {
         );
       },
     });
-    const label = parts.label ?? ((key: string) => `option "${key}"`);
+    const label = parts.label ?? ((key: OptionKey) => `option "${key}"`);
     // Read now, so a bad file stops the start with one line naming the option, before anything listens.
-    this.tls = options.tlsCert === '' ? undefined : loadTlsCredentials({ cert: options.tlsCert, key: options.tlsKey }, label);
+    this.tls = options.tlsCert === undefined ? undefined : loadTlsCredentials({ cert: options.tlsCert, key: options.tlsKey! }, label);
     const verifier = hasAnyKey(options)
       ? createTokenVerifier(
           {
@@ -119,22 +104,27 @@ export class Herald {
           (setting) => (setting === 'clockSkew' ? label('jwtClockSkew') : label(setting)),
         )
       : undefined;
-    this.access = new AccessPolicy(verifier, options.authCookie);
     this.warnOnExposure = parts.warnOnExposure ?? true;
     this.rate = new PublishRateLimiter(options.publishRate, options.publishBurst || options.publishRate);
+    const routes = new Set(options.routes);
+    // With --metrics-port, metrics are served there only.
+    if (options.metricsPort !== undefined) routes.delete('metrics');
     this.http = new HttpLayer(this.hub, {
-      access: this.access,
-      cors: new CorsPolicy(parseOrigins(options.corsOrigin) ?? []),
+      access: new AccessPolicy(verifier, options.authCookie),
+      cors: new CorsPolicy(parseOrigins(options.corsOrigin ?? '') ?? []),
       rate: this.rate,
+      addresses: new AddressLimit(options.maxConnectionsPerIp, Math.max(1, Math.ceil(options.retry / 1000))),
       maxBody: options.maxBody,
       basePath: options.basePath,
       bodyTimeout: BODY_TIMEOUT_MS,
       metrics: this.metrics,
-      serveMetrics: options.metricsPort === 0,
+      routes,
       logger,
       retry: options.retry,
     });
     this.handler = this.http.handle;
+    this.fetch = this.http.fetch;
+    this.server = new HubServer(this.http, { headTimeout: options.headTimeout, basePath: options.basePath, tls: this.tls });
   }
 
   /** Publishes one JSON message, or a batch atomically; see {@link Hub.publish}. */
@@ -154,28 +144,26 @@ export class Herald {
   }
 
   /**
+   * Resolves once the event log is open (and a shared one followed, or
+   * waiting longer is pointless: the hub then answers 503 until it is back).
+   * @throws HeraldError `HERALD_ERR_INVALID_OPTION` when the log cannot be opened at all (a store file that cannot be created)
+   */
+  async ready(): Promise<void> {
+    await this.hub.log.ready?.();
+  }
+
+  /**
    * Starts a server of its own on `port` and `host` (default: the options'):
    * HTTP/1.1, or with `tlsCert` HTTPS with HTTP/2 (ALPN `h2`) and HTTP/1.1 fallback.
    */
   async listen(port: number = this.options.port, host: string = this.options.host): Promise<Listening> {
-    if (this.server !== undefined) throw new Error('the hub is already listening');
+    if (this.listening) throw new HeraldError('HERALD_ERR_INVALID_STATE', 'the hub is already listening');
+    this.listening = true;
     const warning = exposureWarning(this.options, host);
     if (warning !== undefined && this.warnOnExposure) this.notify(warning);
-    const accept = await this.attach();
-    if (this.server !== undefined) throw new Error('the hub is already listening');
-    const server = createNetServer({ noDelay: true }, accept);
-    this.server = server;
-    if (this.options.metricsPort !== 0) this.metricsServer = await listenForMetrics(this.metrics, this.options.metricsPort, host, this.handler);
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
-        server.off('error', reject);
-        const address = server.address() as AddressInfo;
-        const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-        const scheme = this.tls === undefined ? 'http' : 'https';
-        resolve({ server, port: address.port, url: `${scheme}://${shownHost}:${address.port}` });
-      });
-    });
+    await this.attach();
+    if (this.options.metricsPort !== undefined) this.metricsServer = await listenForMetrics(this.metrics, this.options.metricsPort, host, this.handler);
+    return this.server.listen(port, host);
   }
 
   /** Where `--metrics-port` listens, once {@link listen} started it. */
@@ -185,52 +173,12 @@ export class Herald {
 
   /**
    * Serves connections accepted elsewhere (the primary process of
-   * `--workers` passes them on): returns the function that takes a socket.
-   * Resolves once a shared log is followed, or waiting longer is pointless.
+   * `--workers` passes them on): returns the function that takes a socket,
+   * once the event log is ready.
    */
-  async attach(): Promise<(socket: Socket) => void> {
-    if (this.accepting !== undefined) return this.accepting;
-    // A shared log that is reachable is followed before clients arrive; one that is not
-    // does not stop the hub from starting (it reports 503 until the log is back).
-    await this.hub.log.ready?.();
-    // Another call may have attached while this one waited.
-    const attached = this.accepting as ((socket: Socket) => void) | undefined;
-    if (attached !== undefined) return attached;
-    if (this.tls !== undefined) {
-      // HTTPS: no raw-socket fast path; every connection goes to the secure server, whatever its protocol.
-      const secureDoor = new SecureDoor(this.handler, this.tls, {
-        headTimeout: this.options.headTimeout,
-        bodyTimeout: BODY_TIMEOUT_MS,
-        checkInterval: Math.min(DEADLINE_CHECK_MS, this.options.headTimeout),
-      });
-      this.secureDoor = secureDoor;
-      return secureDoor.accept;
-    }
-    // Deadlines against slow clients (slowloris): the head within --head-timeout, the body within 30 s more.
-    // Host is checked by the HTTP layer, so its absence gets a JSON answer like every other error.
-    const http = createHttpServer(
-      {
-        noDelay: true,
-        headersTimeout: this.options.headTimeout,
-        requestTimeout: this.options.headTimeout + BODY_TIMEOUT_MS,
-        connectionsCheckingInterval: Math.min(DEADLINE_CHECK_MS, this.options.headTimeout),
-        requireHostHeader: false,
-      },
-      this.handler,
-    );
-    answerClientErrors(http);
-    // This server never listens itself (the front door hands it connections), so start
-    // its header and request timeouts the way `listen` would.
-    http.emit('listening');
-    const frontDoor = new FrontDoor(this.hub, http, this.options.basePath, this.options.headTimeout, this.http.refused);
-    this.httpServer = http;
-    this.frontDoor = frontDoor;
-    return frontDoor.accept;
-  }
-
-  /** The `connection` listener of whichever door {@link attach} opened. */
-  private get accepting(): ((socket: Socket) => void) | undefined {
-    return this.frontDoor?.accept ?? this.secureDoor?.accept;
+  attach(): Promise<(socket: Socket) => void> {
+    this.attached ??= this.ready().then(() => this.server.accept());
+    return this.attached;
   }
 
   /**
@@ -244,32 +192,13 @@ export class Herald {
   }
 
   private async shutdown(): Promise<void> {
-    const { server, httpServer: http, frontDoor, secureDoor } = this;
-    const serverClosed = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
+    const listening = this.server.stopListening();
     await this.http.drain(this.options.shutdownTimeout);
     await this.hub.close();
     this.rate.close();
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();
-    if (http !== undefined && frontDoor !== undefined) {
-      http.close();
-      http.closeIdleConnections();
-      // Connections still busy after a grace period (a stalled upload, a client that stopped reading) are cut.
-      const force = setTimeout(() => {
-        http.closeAllConnections();
-        frontDoor.destroyAll();
-      }, 500);
-      force.unref();
-      await serverClosed;
-      clearTimeout(force);
-    }
-    if (secureDoor !== undefined) {
-      // Streams were ended above: HTTP/2 sessions get GOAWAY and close once their streams are done.
-      const force = setTimeout(() => secureDoor.destroyAll(), 500);
-      force.unref();
-      await Promise.all([serverClosed, secureDoor.close()]);
-      clearTimeout(force);
-    }
+    await this.server.close(listening);
   }
 }
 
@@ -279,7 +208,7 @@ export class Herald {
  * remotely until a key is set); `undefined` when there is nothing to say.
  */
 export function exposureWarning(options: ResolvedOptions, host: string = options.host): string | undefined {
-  if (options.jwtKey !== '' || options.jwtPublicKey !== '' || options.jwtJwks !== '' || options.jwtPublisherKey !== '') return undefined;
+  if (options.jwtKey !== undefined || options.jwtPublicKey !== undefined || options.jwtJwks !== undefined || options.jwtPublisherKey !== undefined) return undefined;
   if (isLoopbackHost(host)) return undefined;
   return (
     `WARNING: listening on ${host} without a publisher key: POST /trigger is refused (401) for every client but this machine. ` +
@@ -288,22 +217,11 @@ export function exposureWarning(options: ResolvedOptions, host: string = options
 }
 
 function hasAnyKey(options: ResolvedOptions): boolean {
-  return [options.jwtKey, options.jwtPublicKey, options.jwtPublisherKey, options.jwtSubscriberKey, options.jwtJwks].some((value) => value !== '');
+  return [options.jwtKey, options.jwtPublicKey, options.jwtPublisherKey, options.jwtSubscriberKey, options.jwtJwks].some((value) => value !== undefined);
 }
 
 function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
-
-/** History in Redis with `--redis`, in the SQLite file of `--store`, or in memory. */
-export function defaultEventLog(options: ResolvedOptions, notify?: (message: string) => void): EventLog {
-  if (options.redis !== '') {
-    return new RedisEventLog({ url: options.redis, prefix: options.redisPrefix, capacity: options.history, maxAgeMs: options.historyTtl, notify });
-  }
-  if (options.store !== '') {
-    return new SqliteEventLog({ path: options.store, capacity: options.history, maxAgeMs: options.historyTtl });
-  }
-  return new MemoryEventLog({ capacity: options.history, maxAgeMs: options.historyTtl });
 }
 
 /**

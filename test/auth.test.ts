@@ -31,6 +31,7 @@ import {
   selectorsOverlap,
   subscriptionScope,
   tokenFromRequest,
+  type TokenCarrier,
   unauthorizedError,
   type Grant,
   type TokenVerifier,
@@ -112,7 +113,7 @@ async function assertRejected(check: TokenVerifier, token: string, message: RegE
   await assert.rejects(check.verify(token, role), (error: unknown) => {
     const known = assertHeraldError(error, 'HERALD_ERR_UNAUTHORIZED', message);
     assert.equal(known.status, 401);
-    const header = known.headers['WWW-Authenticate'];
+    const header = known.details.challenge;
     assert.ok(header !== undefined, 'a 401 carries WWW-Authenticate');
     assert.match(header, RFC6750_CHALLENGE);
     // Pieces shorter than this occur in ordinary words; a JWT's parts are far longer.
@@ -465,7 +466,7 @@ describe('JWKS', () => {
         await assert.rejects(check.verify(await sign(RIGHTS, p256.privateKey, { alg: 'ES256', kid: 'remote' }), 'subscribe'), (error: unknown) => {
           const known = assertHeraldError(error, 'HERALD_ERR_AUTH_UNAVAILABLE', /cannot be fetched/);
           assert.equal(known.status, 503);
-          assert.equal(known.headers['Retry-After'], '5');
+          assert.equal(known.details.retryAfter, 5);
           return true;
         });
       } finally {
@@ -516,14 +517,14 @@ describe('WWW-Authenticate and messages', () => {
     const error = missingTokenError('my_cookie');
     assertHeraldError(error, 'HERALD_ERR_UNAUTHORIZED', /Authorization: Bearer <token>.*my_cookie cookie.*access_token/);
     assert.equal(error.status, 401);
-    assert.deepEqual(error.headers, { 'WWW-Authenticate': 'Bearer realm="herald"' });
+    assert.deepEqual(error.details, { challenge: 'Bearer realm="herald"' });
     assert.deepEqual(error.toJSON(), { error: { code: 'HERALD_ERR_UNAUTHORIZED', message: error.message } });
   });
 
   test('a bad token: invalid_token, with a description limited to the RFC 6750 character set', () => {
     const error = unauthorizedError('the "exp" claim\\ is wrong — très', true);
     assert.equal(
-      error.headers['WWW-Authenticate'],
+      error.details.challenge,
       `Bearer realm="herald", error="invalid_token", error_description="the 'exp' claim is wrong  trs"`,
     );
     assert.equal(error.message, 'the "exp" claim\\ is wrong — très', 'the JSON message keeps the full text');
@@ -534,7 +535,7 @@ describe('WWW-Authenticate and messages', () => {
     assertHeraldError(error, 'HERALD_ERR_FORBIDDEN');
     assert.equal(error.status, 403);
     assert.equal(
-      error.headers['WWW-Authenticate'],
+      error.details.challenge,
       `Bearer realm="herald", error="insufficient_scope", error_description="the token may not publish to topic 'x'"`,
     );
   });
@@ -638,43 +639,44 @@ describe('grants and topics', () => {
 });
 
 describe('finding the token in a request', () => {
-  const request = (headers: Record<string, string>): IncomingMessage => ({ headers }) as unknown as IncomingMessage;
+  const request = (headers: Record<string, string>): Record<string, string> => headers;
   const url = (query = ''): URL => new URL(`http://hub.test/events${query}`);
+  const carrier = (headers: Record<string, string>, at: URL): TokenCarrier => ({ header: (name) => headers[name], url: at });
 
   test('header wins over cookie, cookie over query', () => {
     const all = request({ authorization: 'Bearer from-header', cookie: 'herald_auth=from-cookie' });
-    assert.deepEqual(tokenFromRequest(all, url('?access_token=from-query'), 'herald_auth'), { token: 'from-header', source: 'header' });
+    assert.deepEqual(tokenFromRequest(carrier(all, url('?access_token=from-query')), 'herald_auth'), { token: 'from-header', source: 'header' });
     const noHeader = request({ cookie: 'herald_auth=from-cookie' });
-    assert.deepEqual(tokenFromRequest(noHeader, url('?access_token=from-query'), 'herald_auth'), { token: 'from-cookie', source: 'cookie' });
-    assert.deepEqual(tokenFromRequest(request({}), url('?access_token=from-query'), 'herald_auth'), { token: 'from-query', source: 'query' });
-    assert.equal(tokenFromRequest(request({}), url('?topic=a'), 'herald_auth'), undefined);
+    assert.deepEqual(tokenFromRequest(carrier(noHeader, url('?access_token=from-query')), 'herald_auth'), { token: 'from-cookie', source: 'cookie' });
+    assert.deepEqual(tokenFromRequest(carrier(request({}), url('?access_token=from-query')), 'herald_auth'), { token: 'from-query', source: 'query' });
+    assert.equal(tokenFromRequest(carrier(request({}), url('?topic=a')), 'herald_auth'), undefined);
   });
 
   test('the Bearer scheme is case-insensitive; other schemes are ignored', () => {
     for (const header of ['bearer t0k', 'BEARER t0k', '  Bearer   t0k  ', 'Bearer\tt0k']) {
-      assert.deepEqual(tokenFromRequest(request({ authorization: header }), url(), 'herald_auth'), { token: 't0k', source: 'header' }, header);
+      assert.deepEqual(tokenFromRequest(carrier(request({ authorization: header }), url()), 'herald_auth'), { token: 't0k', source: 'header' }, header);
     }
     for (const header of ['Basic dXNlcjpwYXNz', 'Bearer', 'Bearer   ', 'Bearert0k']) {
-      const found = tokenFromRequest(request({ authorization: header, cookie: 'herald_auth=c' }), url(), 'herald_auth');
+      const found = tokenFromRequest(carrier(request({ authorization: header, cookie: 'herald_auth=c' }), url()), 'herald_auth');
       assert.deepEqual(found, { token: 'c', source: 'cookie' }, header);
     }
   });
 
   test('a malformed Bearer credential is still the header token, to be refused as malformed', () => {
-    const found = tokenFromRequest(request({ authorization: 'Bearer two words', cookie: 'herald_auth=c' }), url(), 'herald_auth');
+    const found = tokenFromRequest(carrier(request({ authorization: 'Bearer two words', cookie: 'herald_auth=c' }), url()), 'herald_auth');
     assert.deepEqual(found, { token: 'two words', source: 'header' });
   });
 
   test('empty values count as absent', () => {
-    assert.deepEqual(tokenFromRequest(request({ cookie: 'herald_auth=' }), url('?access_token=q'), 'herald_auth'), { token: 'q', source: 'query' });
-    assert.deepEqual(tokenFromRequest(request({ cookie: 'herald_auth=""' }), url('?access_token=q'), 'herald_auth'), { token: 'q', source: 'query' });
-    assert.equal(tokenFromRequest(request({}), url('?access_token='), 'herald_auth'), undefined);
+    assert.deepEqual(tokenFromRequest(carrier(request({ cookie: 'herald_auth=' }), url('?access_token=q')), 'herald_auth'), { token: 'q', source: 'query' });
+    assert.deepEqual(tokenFromRequest(carrier(request({ cookie: 'herald_auth=""' }), url('?access_token=q')), 'herald_auth'), { token: 'q', source: 'query' });
+    assert.equal(tokenFromRequest(carrier(request({}), url('?access_token=')), 'herald_auth'), undefined);
   });
 
   test('the cookie name is configurable and exact', () => {
     const headers = { cookie: 'herald_auth=default; session=mine; Session=upper' };
-    assert.deepEqual(tokenFromRequest(request(headers), url(), 'session'), { token: 'mine', source: 'cookie' });
-    assert.equal(tokenFromRequest(request(headers), url(), 'SESSION'), undefined);
+    assert.deepEqual(tokenFromRequest(carrier(request(headers), url()), 'session'), { token: 'mine', source: 'cookie' });
+    assert.equal(tokenFromRequest(carrier(request(headers), url()), 'SESSION'), undefined);
   });
 
   test('cookie parsing: several cookies, spaces, quotes, = in values, look-alike names', () => {
@@ -700,7 +702,7 @@ describe('finding the token in a request', () => {
 
   test('on the wire: two Cookie headers are both read, and the header still wins', async () => {
     const server = createServer((req, res) => {
-      const found = tokenFromRequest(req, new URL(req.url ?? '/', 'http://hub.test'), 'herald_auth');
+      const found = tokenFromRequest({ header: (name) => { const value = req.headers[name]; return Array.isArray(value) ? value.join('; ') : value; }, url: new URL(req.url ?? '/', 'http://hub.test') }, 'herald_auth');
       const body = JSON.stringify(found ?? null);
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' }).end(body);
     });

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { describe, test } from 'node:test';
 import { parseCommandLine } from '../src/cli/args.js';
-import { formatDefault, OPTION_SPECS, resolveOptions, type HeraldOptions } from '../src/config/options.js';
+import { cliDefaults, formatDefault, OPTION_SPECS, resolveOptions, type HeraldOptions } from '../src/config/options.js';
 import { formatDuration, formatSize, parseDuration, parseSize } from '../src/config/units.js';
 import { HeraldError } from '../src/errors.js';
 import { CLI_PATH, freePort, spawnHerald } from './helpers.js';
@@ -81,8 +81,8 @@ describe('resolveOptions', () => {
       {
         port: 3004,
         host: '127.0.0.1',
-        tlsCert: '',
-        tlsKey: '',
+        tlsCert: undefined,
+        tlsKey: undefined,
         heartbeat: 30_000,
         retry: 3000,
         history: 10_000,
@@ -90,26 +90,27 @@ describe('resolveOptions', () => {
         maxBody: 1024 ** 2,
         maxBuffer: 4 * 1024 ** 2,
         shutdownTimeout: 4000,
-        basePath: '',
+        basePath: undefined,
+        routes: [],
         historyTtl: 0,
-        store: '',
-        redis: '',
+        store: undefined,
+        redis: undefined,
         redisPrefix: 'herald',
         workers: 1,
-        jwtKey: '',
-        jwtPublicKey: '',
-        jwtPublisherKey: '',
-        jwtSubscriberKey: '',
-        jwtJwks: '',
+        jwtKey: undefined,
+        jwtPublicKey: undefined,
+        jwtPublisherKey: undefined,
+        jwtSubscriberKey: undefined,
+        jwtJwks: undefined,
         jwtClockSkew: 30_000,
         authCookie: 'herald_auth',
         headTimeout: 30_000,
-        corsOrigin: '',
+        corsOrigin: undefined,
         maxConnectionsPerIp: 0,
         publishRate: 0,
         publishBurst: 0,
         maxTopics: 64,
-        metricsPort: 0,
+        metricsPort: undefined,
         logLevel: 'info',
       },
     );
@@ -144,10 +145,10 @@ describe('resolveOptions', () => {
     assert.deepEqual(
       { ...options },
       {
-        port: 8080, host: '::1', tlsCert: '', tlsKey: '', heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
-        shutdownTimeout: 60_000, basePath: '/herald', historyTtl: 86_400_000, store: 'herald.db', redis: '', redisPrefix: 'herald', workers: 2,
-        jwtKey: '', jwtPublicKey: '', jwtPublisherKey: '', jwtSubscriberKey: '', jwtJwks: '', jwtClockSkew: 30_000, authCookie: 'herald_auth', headTimeout: 30_000,
-        corsOrigin: '', maxConnectionsPerIp: 0, publishRate: 0, publishBurst: 0, maxTopics: 64, metricsPort: 0, logLevel: 'info',
+        port: 8080, host: '::1', tlsCert: undefined, tlsKey: undefined, heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
+        shutdownTimeout: 60_000, basePath: '/herald', routes: [], historyTtl: 86_400_000, store: 'herald.db', redis: undefined, redisPrefix: 'herald', workers: 2,
+        jwtKey: undefined, jwtPublicKey: undefined, jwtPublisherKey: undefined, jwtSubscriberKey: undefined, jwtJwks: undefined, jwtClockSkew: 30_000, authCookie: 'herald_auth', headTimeout: 30_000,
+        corsOrigin: undefined, maxConnectionsPerIp: 0, publishRate: 0, publishBurst: 0, maxTopics: 64, metricsPort: undefined, logLevel: 'info',
       },
     );
   });
@@ -191,7 +192,17 @@ describe('resolveOptions', () => {
     [{ basePath: '/' }, 'basePath'],
     [{ basePath: '/a b' }, 'basePath'],
     [{ historyTtl: 'a day' }, 'historyTtl'],
+    [{ routes: 'everything' }, 'routes'],
+    [{ routes: 'health,admin' }, 'routes'],
+    [{ routes: ['page', 'nope'] as never }, 'routes'],
   ];
+
+  test('routes: a list, or text naming them, all or none', () => {
+    assert.deepEqual(resolveOptions({ routes: 'health, metrics' }).routes, ['health', 'metrics']);
+    assert.deepEqual(resolveOptions({ routes: ['page', 'page'] }).routes, ['page']);
+    assert.deepEqual(resolveOptions({ routes: 'all' }).routes, ['page', 'dashboard', 'health', 'metrics']);
+    assert.deepEqual(resolveOptions({ routes: 'none' }).routes, []);
+  });
   for (const [input, key] of invalid) {
     test(`rejects ${JSON.stringify(input, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v))} naming "${key}"`, () => {
       assertInvalidOption(() => resolveOptions(input), key);
@@ -336,20 +347,26 @@ describe('the herald binary', () => {
       const line = lines.find((l) => l.trimStart().startsWith(`--${spec.flag} `));
       assert.ok(line !== undefined, `--${spec.flag} is listed in:\n${run.stdout}`);
       for (const name of spec.env) assert.ok(line.includes(name), `${name} on the line of --${spec.flag}: ${line}`);
-      assert.ok(line.includes(`(default: ${formatDefault(spec)})`), `default of --${spec.flag} shown: ${line}`);
+      assert.ok(line.includes(`(default: ${formatDefault(spec, 'cli')})`), `default of --${spec.flag} shown: ${line}`);
     }
     assert.ok(lines.some((l) => l.trimStart().startsWith('--help')));
     assert.ok(lines.some((l) => l.trimStart().startsWith('--version')));
   });
 
   test('the defaults shown in --help are the ones that apply', () => {
-    const defaults = resolveOptions() as unknown as Record<string, number | string>;
+    // The command's defaults: the library's, but for the few it sets itself (it serves every route).
+    const defaults = resolveOptions(cliDefaults()) as unknown as Record<string, unknown>;
     for (const spec of OPTION_SPECS) {
-      const shown = formatDefault(spec);
-      if (spec.kind === 'duration') assert.equal(parseDuration(shown), defaults[spec.key], spec.flag);
-      else if (spec.kind === 'size') assert.equal(parseSize(shown), defaults[spec.key], spec.flag);
-      else if (spec.defaultValue !== '') assert.equal(shown, String(defaults[spec.key]), spec.flag);
+      const shown = formatDefault(spec, 'cli');
+      const applied = defaults[spec.key];
+      if (spec.kind === 'duration') assert.equal(parseDuration(shown), applied, spec.flag);
+      else if (spec.kind === 'size') assert.equal(parseSize(shown), applied, spec.flag);
+      else if (spec.kind === 'routes') assert.deepEqual(resolveOptions({ routes: shown }).routes, applied, spec.flag);
+      else if (applied === undefined) assert.equal(shown, '(none)', spec.flag);
+      else assert.equal(shown, String(applied), spec.flag);
     }
+    assert.deepEqual(resolveOptions().routes, [], 'the library serves no optional route unless asked');
+    assert.deepEqual(defaults.routes, ['page', 'dashboard', 'health', 'metrics'], 'the command serves them all');
   });
 
   test('--version prints the package.json version', async () => {
@@ -462,7 +479,8 @@ describe('scale-out options', () => {
   test('--redis takes redis:// and rediss:// URLs and names the option when it is anything else', () => {
     assert.equal(resolveOptions({ redis: 'redis://127.0.0.1:6379/2' }).redis, 'redis://127.0.0.1:6379/2');
     assert.equal(resolveOptions({ redis: 'rediss://user:secret@cache.example:6380' }).redis, 'rediss://user:secret@cache.example:6380');
-    assert.equal(resolveOptions({}).redis, '');
+    assert.equal(resolveOptions({}).redis, undefined);
+    assert.equal(resolveOptions({ redis: '' }).redis, undefined, 'empty text is unset');
     for (const bad of ['localhost:6379', 'http://127.0.0.1:6379', 'redis//x']) assertInvalidOption(() => resolveOptions({ redis: bad }), 'redis');
   });
 

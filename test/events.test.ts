@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { EventSource } from 'eventsource';
-import { createHub, MemoryEventLog, type EventDraft, type EventLog, type ResumeResult, type StoredEvent } from '../src/index.js';
+import { createHub, MemoryEventLog, type EventDraft, type EventLog, type ReadPage, type ReadRequest, type StoredEvent } from '../src/index.js';
 import { SseTap, sleep, trigger, withHub } from './helpers.js';
 
 // ---------------------------------------------------------------------------
@@ -471,6 +471,7 @@ test('race: resuming again and again while publishers keep publishing gives ever
 
 /** A memory log whose reads for resume wait for a gate, so publishes can land between subscribe and replay. */
 class GatedLog implements EventLog {
+  readonly shared = false;
   private readonly inner = new MemoryEventLog({ capacity: 1000 });
   gate: Promise<void> | undefined;
   reads = 0;
@@ -479,10 +480,10 @@ class GatedLog implements EventLog {
     return this.inner.append(drafts);
   }
 
-  async readAfter(lastEventId: string): Promise<ResumeResult> {
+  async read(request: ReadRequest): Promise<ReadPage> {
     this.reads++;
     if (this.gate !== undefined) await this.gate;
-    return this.inner.readAfter(lastEventId);
+    return this.inner.read(request);
   }
 
   tail(listener: (events: readonly StoredEvent[]) => void): () => void {

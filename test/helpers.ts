@@ -21,7 +21,7 @@ export interface RunningHub {
 
 /** An in-process hub listening on 127.0.0.1 and a free port. */
 export async function startHub(options: HeraldOptions = {}): Promise<RunningHub> {
-  const herald = createHub({ heartbeat: 0, ...options });
+  const herald = createHub({ heartbeat: 0, routes: 'all', ...options });
   const { url, port } = await herald.listen(0, '127.0.0.1');
   return { herald, url, port, close: () => herald.close() };
 }
@@ -255,4 +255,23 @@ export async function rssOf(pid: number): Promise<number> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Every retained event after `lastEventId`, read page by page as the hub reads them (small pages, to exercise paging). */
+export async function readAfter(
+  log: import('../src/index.js').EventLog,
+  lastEventId: string,
+  pageSize = 7,
+): Promise<{ status: 'complete' | 'expired' | 'unknown'; events: import('../src/index.js').StoredEvent[] }> {
+  let page = await log.read({ after: { id: lastEventId }, limit: pageSize, maxBytes: 1 << 30 });
+  if (page.status === 'unknown') return { status: 'unknown', events: [] };
+  const status = page.status;
+  const events = [...page.events];
+  for (let pages = 0; !page.end; pages++) {
+    if (pages > 1_000_000) throw new Error('the log never reached the end of its pages');
+    page = await log.read({ after: { cursor: page.cursor }, limit: pageSize, maxBytes: 1 << 30 });
+    if (page.status === 'unknown') throw new Error('a continued read came back unknown');
+    events.push(...page.events);
+  }
+  return { status, events };
 }

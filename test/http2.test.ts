@@ -81,7 +81,7 @@ interface TlsHub {
 
 /** A hub serving HTTPS on 127.0.0.1 and a free port; closed afterwards, whatever happens. */
 async function withTlsHub(options: HeraldOptions, body: (hub: TlsHub) => Promise<void>): Promise<void> {
-  const herald = createHub({ heartbeat: 0, tlsCert: CERT_FILE, tlsKey: KEY_FILE, ...options });
+  const herald = createHub({ heartbeat: 0, routes: 'all', tlsCert: CERT_FILE, tlsKey: KEY_FILE, ...options });
   const { url, port, server } = await herald.listen(0, '127.0.0.1');
   try {
     await body({ herald, url, port, server });
@@ -339,7 +339,7 @@ describe('TLS options', { skip: skipTls }, () => {
     assertInvalidOption(() => createHub({ tlsCert: CERT_FILE }), ['tlsCert', '--tls-key', 'HERALD_TLS_KEY']);
     assertInvalidOption(() => createHub({ tlsKey: KEY_FILE }), ['tlsKey', '--tls-cert', 'HERALD_TLS_CERT']);
     // Neither is plain HTTP; both is HTTPS.
-    assert.equal(createHub({ tlsCert: '', tlsKey: '' }).options.tlsCert, '');
+    assert.equal(createHub({ tlsCert: '', tlsKey: '' }).options.tlsCert, undefined, 'empty text is unset');
     const both = createHub({ tlsCert: CERT_FILE, tlsKey: KEY_FILE });
     assert.deepEqual([both.options.tlsCert, both.options.tlsKey], [CERT_FILE, KEY_FILE]);
   });
@@ -596,7 +596,7 @@ describe('HTTP/2', { skip: skipTls }, () => {
   });
 
   test('close() ends every stream with END_STREAM after the events published before it, then the connection with GOAWAY', async () => {
-    const herald = createHub({ heartbeat: 0, tlsCert: CERT_FILE, tlsKey: KEY_FILE });
+    const herald = createHub({ heartbeat: 0, routes: 'all', tlsCert: CERT_FILE, tlsKey: KEY_FILE });
     const { url, server } = await herald.listen(0, '127.0.0.1');
     let closed = false;
     try {

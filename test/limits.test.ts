@@ -130,9 +130,16 @@ test('--publish-rate: a client past its rate gets 429 with Retry-After; a batch 
     assert.ok(statuses.includes(429));
     assert.match(retryAfter ?? '', /^\d+$/);
 
+    // Out of tokens: refused from the head, before the body is read.
+    const refused = await trigger(url, [{ data: 1 }, { data: 2 }, { data: 3 }, { data: 4 }]);
+    assert.equal(refused.status, 429);
+  });
+  // A fresh client with a full bucket: a batch larger than the burst can never pass, and is told why.
+  await withHub({ publishRate: 1, publishBurst: 3 }, async ({ url }) => {
     const tooBig = await trigger(url, [{ data: 1 }, { data: 2 }, { data: 3 }, { data: 4 }]);
     assert.equal(tooBig.status, 429);
     assert.match(tooBig.body.error.message, /--publish-burst/);
+    assert.equal((await trigger(url, [{ data: 1 }, { data: 2 }, { data: 3 }])).status, 202, 'the whole burst still passes after it');
   });
 });
 

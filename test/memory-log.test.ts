@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
 import { MemoryEventLog } from '../src/log/memory-log.js';
+import { readAfter } from './helpers.js';
 
 const draft = (n: number) => ({ data: String(n) });
 
@@ -25,38 +26,38 @@ test('the ring keeps the newest `capacity` events and resumes after any retained
   for (let i = 0; i < 7; i++) ids.push((await log.append([draft(i)]))[0]!.id);
   assert.deepEqual(log.stats(), { size: 3, oldestId: ids[4], newestId: ids[6] });
 
-  const fromRetained = await log.readAfter(ids[4]!);
+  const fromRetained = await readAfter(log, ids[4]!);
   assert.equal(fromRetained.status, 'complete');
   assert.deepEqual(fromRetained.events.map((e) => e.data), ['5', '6']);
 
   // The last trimmed id is the horizon: everything after it is still here.
-  const fromHorizon = await log.readAfter(ids[3]!);
+  const fromHorizon = await readAfter(log, ids[3]!);
   assert.equal(fromHorizon.status, 'complete');
   assert.deepEqual(fromHorizon.events.map((e) => e.data), ['4', '5', '6']);
 
-  const fromTrimmed = await log.readAfter(ids[1]!);
+  const fromTrimmed = await readAfter(log, ids[1]!);
   assert.equal(fromTrimmed.status, 'expired');
   assert.deepEqual(fromTrimmed.events.map((e) => e.data), ['4', '5', '6']);
 
-  const fromNewest = await log.readAfter(ids[6]!);
+  const fromNewest = await readAfter(log, ids[6]!);
   assert.deepEqual(fromNewest, { status: 'complete', events: [] });
 });
 
 test('ids from before this log started are expired; malformed or future ids are unknown', async () => {
   const log = new MemoryEventLog({ capacity: 10, now: () => 5000 });
   await log.append([draft(1)]);
-  assert.equal((await log.readAfter('4999-7')).status, 'expired');
-  assert.equal((await log.readAfter('not-an-id')).status, 'unknown');
-  assert.equal((await log.readAfter('9999-0')).status, 'unknown');
-  assert.equal((await log.readAfter('5000-0')).status, 'complete');
+  assert.equal((await readAfter(log, '4999-7')).status, 'expired');
+  assert.equal((await readAfter(log, 'not-an-id')).status, 'unknown');
+  assert.equal((await readAfter(log, '9999-0')).status, 'unknown');
+  assert.equal((await readAfter(log, '5000-0')).status, 'complete');
 });
 
 test('capacity 0 keeps nothing but still resumes from the newest id', async () => {
   const log = new MemoryEventLog({ capacity: 0 });
   const [a, b] = await log.append([draft(1), draft(2)]);
   assert.equal(log.stats().size, 0);
-  assert.deepEqual(await log.readAfter(b!.id), { status: 'complete', events: [] });
-  assert.equal((await log.readAfter(a!.id)).status, 'expired');
+  assert.deepEqual(await readAfter(log, b!.id), { status: 'complete', events: [] });
+  assert.equal((await readAfter(log, a!.id)).status, 'expired');
 });
 
 test('a batch reaches tail listeners once, in order', async () => {
@@ -78,7 +79,7 @@ test('with maxAgeMs, old events leave the ring and resuming before them is expir
   now += 400;
   log.trimByAge();
   assert.deepEqual(log.stats(), { size: 1, oldestId: recent!.id, newestId: recent!.id });
-  assert.deepEqual(await log.readAfter(old!.id), { status: 'complete', events: [recent] });
-  assert.equal((await log.readAfter('9999-0')).status, 'expired');
+  assert.deepEqual(await readAfter(log, old!.id), { status: 'complete', events: [recent] });
+  assert.equal((await readAfter(log, '9999-0')).status, 'expired');
   await log.close();
 });

@@ -173,7 +173,7 @@ test('on a terminal, log lines are human-readable, not JSON', async () => {
   const sink = new PassThrough();
   let text = '';
   sink.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  const logger = createLogger({ level: 'info', pretty: true, destination: sink });
+  const logger = await createLogger({ level: 'info', pretty: true, destination: sink });
   logger.info({ url: 'http://127.0.0.1:3004' }, 'Herald listening');
   logger.debug('not at info');
   await sleep(50);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
 import { SqliteEventLog } from '../src/log/sqlite-log.js';
-import { CLI_PATH, freePort, sleep, spawnHerald, SseTap, trigger } from './helpers.js';
+import { CLI_PATH, freePort, readAfter, sleep, spawnHerald, SseTap, trigger } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-store-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,7 +28,7 @@ test('the store keeps events across a reopen: same ids, same order, and new ids 
   await first.close();
 
   const second = new SqliteEventLog({ path, capacity: 100, maxAgeMs: 0 });
-  const resumed = await second.readAfter(stored[0]!.id);
+  const resumed = await readAfter(second, stored[0]!.id);
   assert.equal(resumed.status, 'complete');
   assert.deepEqual(resumed.events.map((e) => [e.id, e.data, e.topic]), [[stored[1]!.id, '2', undefined], [stored[2]!.id, '3', 'a/b']]);
   const later = await second.append([draft(4)]);
@@ -55,18 +55,18 @@ test('the store trims by count, remembers what it trimmed, and says "expired" fo
   const ids: string[] = [];
   for (let i = 0; i < 6; i++) ids.push((await log.append([draft(i)]))[0]!.id);
   assert.equal(log.stats().size, 3);
-  assert.deepEqual((await log.readAfter(ids[2]!)).events.map((e) => e.data), ['3', '4', '5']);
-  assert.equal((await log.readAfter(ids[2]!)).status, 'complete');
-  const old = await log.readAfter(ids[0]!);
+  assert.deepEqual((await readAfter(log, ids[2]!)).events.map((e) => e.data), ['3', '4', '5']);
+  assert.equal((await readAfter(log, ids[2]!)).status, 'complete');
+  const old = await readAfter(log, ids[0]!);
   assert.equal(old.status, 'expired');
   assert.deepEqual(old.events.map((e) => e.data), ['3', '4', '5']);
-  assert.equal((await log.readAfter('garbage')).status, 'unknown');
+  assert.equal((await readAfter(log, 'garbage')).status, 'unknown');
   await log.close();
 
   // The horizon is kept in the file too.
   const reopened = new SqliteEventLog({ path, capacity: 3, maxAgeMs: 0 });
-  assert.equal((await reopened.readAfter(ids[0]!)).status, 'expired');
-  assert.equal((await reopened.readAfter(ids[2]!)).status, 'complete');
+  assert.equal((await readAfter(reopened, ids[0]!)).status, 'expired');
+  assert.equal((await readAfter(reopened, ids[2]!)).status, 'complete');
   await reopened.close();
 });
 
@@ -78,10 +78,10 @@ test('the store trims by age in the background', async () => {
   await log.append([draft(2)]);
   now += 600;
   log.trim();
-  assert.deepEqual((await log.readAfter(old!.id)).events.map((e) => e.data), ['2']);
+  assert.deepEqual((await readAfter(log, old!.id)).events.map((e) => e.data), ['2']);
   assert.equal(log.stats().size, 1);
   const early = `${1_000_000 - 1}-0`;
-  assert.equal((await log.readAfter(early)).status, 'expired');
+  assert.equal((await readAfter(log, early)).status, 'expired');
   await log.close();
 });
 

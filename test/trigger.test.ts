@@ -545,7 +545,7 @@ async function exercise(base: string, herald: Herald, what: string): Promise<voi
 }
 
 test('library: createHub() + hub.handler in a plain node:http server; hub.publish() reaches HTTP subscribers', async () => {
-  const herald = createHub({ heartbeat: 0 });
+  const herald = createHub({ heartbeat: 0, routes: ['health'] });
   const server = createServer(herald.handler);
   const url = await listenOn(server);
   try {
@@ -560,7 +560,7 @@ test('library: createHub() + hub.handler in a plain node:http server; hub.publis
 
 for (const withJsonParser of [false, true]) {
   test(`library: Express 5, app.use('/herald', hub.handler)${withJsonParser ? ' after app.use(express.json())' : ''}`, async () => {
-    const herald = createHub({ heartbeat: 0 });
+    const herald = createHub({ heartbeat: 0, routes: ['health'] });
     const app = express();
     if (withJsonParser) app.use(express.json());
     app.post('/echo', (req, res) => {
@@ -586,7 +586,7 @@ for (const withJsonParser of [false, true]) {
 }
 
 test('library: a middleware that sets req.body without reading the body (as Express 4 body-parser does) changes nothing', async () => {
-  const herald = createHub({ heartbeat: 0 });
+  const herald = createHub({ heartbeat: 0, routes: ['health'] });
   const app = express();
   // body-parser 1.x initialises req.body = {} for every request it does not parse; frameworks may call next() later.
   app.use((req, _res, next) => {
@@ -612,7 +612,7 @@ test('library: a middleware that sets req.body without reading the body (as Expr
 });
 
 test("library: Fastify 5, an encapsulated plugin at prefix /herald that hijacks every request to hub.handler", async () => {
-  const herald = createHub({ heartbeat: 0, basePath: '/herald' });
+  const herald = createHub({ heartbeat: 0, basePath: '/herald', routes: ['health'] });
   const app = Fastify();
   await app.register(
     async (scope) => {

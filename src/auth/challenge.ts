@@ -17,7 +17,7 @@ function challengeText(text: string): string {
   return text.replace(/"/g, "'").replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '');
 }
 
-function challenge(error: 'invalid_token' | 'insufficient_scope' | undefined, description: string): string {
+export function challenge(error: 'invalid_token' | 'insufficient_scope' | undefined, description: string): string {
   // RFC 6750 §3.1: a request without any token gets the bare challenge, no error code.
   if (error === undefined) return `Bearer realm="${REALM}"`;
   return `Bearer realm="${REALM}", error="${error}", error_description="${challengeText(description)}"`;
@@ -30,9 +30,7 @@ function challenge(error: 'invalid_token' | 'insufficient_scope' | undefined, de
  * @param tokenPresented whether the request carried a token; adds `error="invalid_token"` to the challenge
  */
 export function unauthorizedError(reason: string, tokenPresented: boolean): HeraldError {
-  return new HeraldError('HERALD_ERR_UNAUTHORIZED', reason, {
-    'WWW-Authenticate': challenge(tokenPresented ? 'invalid_token' : undefined, reason),
-  });
+  return new HeraldError('HERALD_ERR_UNAUTHORIZED', reason, { challenge: challenge(tokenPresented ? 'invalid_token' : undefined, reason) });
 }
 
 /**
@@ -52,7 +50,5 @@ export function missingTokenError(cookieName: string): HeraldError {
  * RFC 6750 §3.1 names this case `insufficient_scope`.
  */
 export function forbiddenError(reason: string): HeraldError {
-  return new HeraldError('HERALD_ERR_FORBIDDEN', reason, {
-    'WWW-Authenticate': challenge('insufficient_scope', reason),
-  });
+  return new HeraldError('HERALD_ERR_FORBIDDEN', reason, { challenge: challenge('insufficient_scope', reason) });
 }

@@ -28,6 +28,7 @@ export {
   QUERY_PARAMETER,
   tokenFromRequest,
   type FoundToken,
+  type TokenCarrier,
   type TokenSource,
 } from './transport.js';
 export { forbiddenError, missingTokenError, REALM, unauthorizedError } from './challenge.js';

@@ -154,9 +154,7 @@ function checkKeySet(value: unknown, fail: SettingFailure): JSONWebKeySet {
 
 /** The 503 for a key set that cannot be fetched: the token may be fine, so a 401 would mislead the client. */
 function keySetUnavailable(cause: unknown): HeraldError {
-  const error = new HeraldError('HERALD_ERR_AUTH_UNAVAILABLE', 'the key set for checking tokens cannot be fetched now; retry later', {
-    'Retry-After': '5',
-  });
+  const error = new HeraldError('HERALD_ERR_AUTH_UNAVAILABLE', 'the key set for checking tokens cannot be fetched now; retry later', { retryAfter: 5 });
   error.cause = cause;
   return error;
 }

@@ -14,7 +14,11 @@
  * every request, including ones whose author chose a header on purpose.
  */
 
-import type { IncomingMessage } from 'node:http';
+/** What a token is looked for in: a request's headers and URL, whatever the transport. */
+export interface TokenCarrier {
+  header(name: string): string | undefined;
+  readonly url: URL;
+}
 
 export const DEFAULT_COOKIE_NAME = 'herald_auth';
 export const QUERY_PARAMETER = 'access_token';
@@ -79,21 +83,21 @@ export function cookieValue(header: string | undefined, name: string): string | 
  * An empty header credential, cookie or parameter counts as absent, so a
  * cookie cleared on logout does not hide a token sent another way.
  *
- * @param url the request URL, already parsed by the caller
+ * @param request the request's headers and parsed URL
  * @param cookieName the cookie to read, normally {@link DEFAULT_COOKIE_NAME}
  * @returns the token and where it came from, or `undefined` when there is none
  * @example
- * const found = tokenFromRequest(req, new URL(req.url!, 'http://x'), 'herald_auth');
+ * const found = tokenFromRequest(request, 'herald_auth');
  * if (found === undefined) throw missingTokenError('herald_auth');
  * const grant = await verifier.verify(found.token, 'subscribe');
  */
-export function tokenFromRequest(req: IncomingMessage, url: URL, cookieName: string): FoundToken | undefined {
-  const fromHeader = bearerToken(req.headers.authorization);
+export function tokenFromRequest(request: TokenCarrier, cookieName: string): FoundToken | undefined {
+  const fromHeader = bearerToken(request.header('authorization'));
   if (fromHeader !== undefined) return { token: fromHeader, source: 'header' };
-  // Node joins several Cookie headers with "; ", so one parse sees them all.
-  const fromCookie = cookieValue(req.headers.cookie, cookieName);
+  // Several Cookie headers arrive joined with "; ", so one parse sees them all.
+  const fromCookie = cookieValue(request.header('cookie'), cookieName);
   if (fromCookie !== undefined && fromCookie !== '') return { token: fromCookie, source: 'cookie' };
-  const fromQuery = url.searchParams.get(QUERY_PARAMETER);
+  const fromQuery = request.url.searchParams.get(QUERY_PARAMETER);
   if (fromQuery !== null && fromQuery !== '') return { token: fromQuery, source: 'query' };
   return undefined;
 }

@@ -17,10 +17,10 @@ Commands:
   herald tail --help      follow a hub's events (GET /events), resuming after drops
   herald token --help     mint a development token (HS256, --jwt-key)`;
 
-const PLACEHOLDER: Partial<Record<OptionSpec['kind'], string>> = { integer: 'n', workers: 'n|auto', 'redis-url': 'url' };
+const PLACEHOLDER: Partial<Record<OptionSpec['kind'], string>> = { integer: 'n', workers: 'n|auto', 'redis-url': 'url', routes: 'list' };
 
 export function helpText(): string {
-  const rows = OPTION_SPECS.map((spec) => [`--${spec.flag} <${PLACEHOLDER[spec.kind] ?? spec.kind}>`, spec.env.join(', '), spec.description, formatDefault(spec)]);
+  const rows = OPTION_SPECS.map((spec) => [`--${spec.flag} <${PLACEHOLDER[spec.kind] ?? spec.kind}>`, spec.env.join(', '), spec.description, formatDefault(spec, 'cli')]);
   rows.push(['--help', '', 'show this help and exit', ''], ['--version', '', 'print the version and exit', '']);
   const width = (column: number): number => Math.max(...rows.map((row) => row[column]!.length));
   const [flagWidth, envWidth] = [width(0), width(1)];

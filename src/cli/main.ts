@@ -9,8 +9,10 @@ import { ClusterPrimary } from '../cluster/primary.js';
 import { Socket } from 'node:net';
 import { isPrimaryMessage } from '../cluster/ipc.js';
 import { WorkerEventLog } from '../cluster/worker-log.js';
-import { OPTION_SPECS, resolveOptions, type OptionSpec, type ResolvedOptions } from '../config/options.js';
+import { cliDefaults, OPTION_SPECS, resolveOptions, type OptionSpec, type ResolvedOptions } from '../config/options.js';
 import { exposureWarning, Herald } from '../herald.js';
+import { engineOf } from '../log/create.js';
+import { isHeraldError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { helpText, parseCommandLine } from './args.js';
 import { tokenCommand } from './token.js';
@@ -35,7 +37,7 @@ function readOptions(argv: readonly string[]): ResolvedOptions | undefined {
     }
     const label = (spec: OptionSpec): string => command.sources.get(spec.key) ?? spec.key;
     labelOf = (key) => command.sources.get(key) ?? `--${OPTION_SPECS.find((spec) => spec.key === key)?.flag ?? key}`;
-    return resolveOptions(command.options, label);
+    return resolveOptions({ ...cliDefaults(), ...command.options }, label);
   } catch (error) {
     process.stderr.write(`herald: ${(error as Error).message}\n`);
     process.exit(2);
@@ -75,8 +77,8 @@ function listenFailure(options: ResolvedOptions, error: unknown): string {
 }
 
 /** JSON lines, or coloured ones when standard output is a terminal. */
-function loggerFor(options: ResolvedOptions): Logger {
-  const logger = createLogger({ level: options.logLevel, pretty: process.stdout.isTTY === true });
+async function loggerFor(options: ResolvedOptions): Promise<Logger> {
+  const logger = await createLogger({ level: options.logLevel, pretty: process.stdout.isTTY === true });
   return cluster.isWorker ? logger.child({ worker: process.pid }) : logger;
 }
 
@@ -84,7 +86,7 @@ function loggerFor(options: ResolvedOptions): Logger {
 function setupOf(options: ResolvedOptions): Record<string, unknown> {
   return {
     version: VERSION,
-    store: options.redis !== '' ? 'redis' : options.store !== '' ? 'sqlite' : 'memory',
+    store: engineOf(options).name,
     auth: exposureWarning(options, '0.0.0.0') === undefined ? 'jwt' : 'loopback publishers only',
     workers: options.workers,
   };
@@ -93,9 +95,9 @@ function setupOf(options: ResolvedOptions): Record<string, unknown> {
 /** One process serving the hub: the whole hub, or one worker of `--workers`. */
 async function serve(options: ResolvedOptions): Promise<void> {
   const worker = cluster.isWorker;
-  const logger = loggerFor(options);
+  const logger = await loggerFor(options);
   // Workers without Redis share the primary's log; with Redis each follows Redis itself.
-  const eventLog = worker && options.redis === '' ? new WorkerEventLog(process as never) : undefined;
+  const eventLog = worker && !engineOf(options).shared ? new WorkerEventLog(process as never) : undefined;
   let herald: Herald;
   try {
     herald = new Herald(options, { eventLog, logger, label: labelOf, warnOnExposure: !worker });
@@ -127,14 +129,18 @@ async function serve(options: ResolvedOptions): Promise<void> {
     const { url } = await herald.listen();
     logger.info({ url, ...setupOf(options) }, readyLine(url));
   } catch (error) {
-    // A failed start is a one-line message on stderr, like a bad option.
+    // A failed start is a one-line message on stderr, like a bad option (an unusable --store is one).
+    if (isHeraldError(error) && error.code === 'HERALD_ERR_INVALID_OPTION') {
+      process.stderr.write(`herald: ${error.message}\n`);
+      process.exit(2);
+    }
     process.stderr.write(`herald: ${listenFailure(options, error)}\n`);
     process.exit(1);
   }
 }
 
 async function supervise(options: ResolvedOptions): Promise<void> {
-  const logger = loggerFor(options);
+  const logger = await loggerFor(options);
   const primary = new ClusterPrimary(options, { info: (line) => logger.info(line), warn: (line) => logger.warn(line) });
   onStopSignal(logger, options.shutdownTimeout * 2 + 2000, () => primary.stop(), true);
   try {
@@ -145,7 +151,7 @@ async function supervise(options: ResolvedOptions): Promise<void> {
   } catch (error) {
     process.stderr.write(`herald: ${(error as Error).message}\n`);
     await primary.stop();
-    process.exit(1);
+    process.exit(isHeraldError(error) && error.code === 'HERALD_ERR_INVALID_OPTION' ? 2 : 1);
   }
 }
 

@@ -8,26 +8,34 @@
  */
 
 import type { ErrorCode } from '../errors.js';
-import { privacy, type EventDraft, type EventLogStats, type ResumeResult, type StoredEvent } from '../log/event-log.js';
+import type { EventDraft, EventLogStats, ReadPage, ReadRequest, StoredEvent } from '../log/event-log.js';
 
 export interface WireError {
   readonly code?: ErrorCode;
   readonly message: string;
 }
 
-export type AppendOutcome = { readonly ids: readonly string[] } | { readonly error: WireError };
+/** What the primary's log gave each event of a batch (the data stays with the worker, which has it). */
+export interface StoredPlace {
+  readonly id: string;
+  readonly position: string;
+  readonly time: number;
+}
+
+export type AppendOutcome = { readonly stored: readonly StoredPlace[] } | { readonly error: WireError };
 
 export type WorkerMessage =
   /** The publishes of one event-loop turn, each an atomic batch, stored in order. */
   | { readonly herald: 'append'; readonly id: number; readonly batches: readonly (readonly EventDraft[])[] }
-  | { readonly herald: 'read'; readonly id: number; readonly after: string }
+  /** One page of a resume: the primary's log reads it, bounded as any read. */
+  | { readonly herald: 'read'; readonly id: number; readonly request: ReadRequest }
   /** The worker serves connections from now on. */
   | { readonly herald: 'ready' };
 
 export type PrimaryMessage =
   /** One outcome per batch of the `append`, in order. */
   | { readonly herald: 'appended'; readonly id: number; readonly results: readonly AppendOutcome[] }
-  | { readonly herald: 'read-result'; readonly id: number; readonly result?: ResumeResult; readonly error?: WireError }
+  | { readonly herald: 'read-result'; readonly id: number; readonly page?: ReadPage; readonly error?: WireError }
   | { readonly herald: 'events'; readonly events: readonly StoredEvent[]; readonly stats: EventLogStats }
   /** Sent with a client connection's socket as the handle. */
   | { readonly herald: 'connection' };
@@ -42,9 +50,4 @@ export function isWorkerMessage(value: unknown): value is WorkerMessage {
 
 export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
   return isTagged(value) && (value.herald === 'appended' || value.herald === 'read-result' || value.herald === 'events' || value.herald === 'connection');
-}
-
-/** An event without the hub's cached frame, for sending. */
-export function plainEvent(event: StoredEvent): StoredEvent {
-  return { id: event.id, topic: event.topic, event: event.event, data: event.data, ...privacy(event) };
 }

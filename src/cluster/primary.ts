@@ -24,11 +24,12 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { AggregatorRegistry } from 'prom-client';
 import { listenForMetrics } from '../http/metrics-port.js';
 import { HeraldError, isHeraldError } from '../errors.js';
-import { defaultEventLog, LISTEN_BACKLOG } from '../herald.js';
+import { LISTEN_BACKLOG, urlOf } from '../http/server.js';
+import { createEventLog, engineOf } from '../log/create.js';
 import type { ResolvedOptions } from '../config/options.js';
 import type { EventLog, StoredEvent } from '../log/event-log.js';
 import { settleWithin } from '../settle.js';
-import { isWorkerMessage, plainEvent, type AppendOutcome, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
+import { isWorkerMessage, type AppendOutcome, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
 
 export interface PrimaryOutput {
   /** A line for the operator (ready, stopping, a worker restarted). */
@@ -63,7 +64,8 @@ export class ClusterPrimary {
     private readonly options: ResolvedOptions,
     private readonly output: PrimaryOutput,
   ) {
-    this.log = options.redis === '' ? defaultEventLog(options, (line) => output.warn(line)) : undefined;
+    // A log every process can open (Redis) is followed by each worker; any other is the primary's, shared over IPC.
+    this.log = engineOf(options).shared ? undefined : createEventLog(options, (line) => output.warn(line));
     this.log?.tail((events) => this.broadcast(events));
     this.allReady = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
     // Settled only through the promise returned by start().
@@ -72,6 +74,8 @@ export class ClusterPrimary {
 
   /** Listens, forks the workers; resolves with the URL once every one is ready, rejects if one fails to start. */
   async start(): Promise<string> {
+    // A log that cannot open (an unusable --store) stops the start before anything listens.
+    await this.log?.ready?.();
     const server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.distribute(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -84,16 +88,14 @@ export class ClusterPrimary {
       const why = error.code === 'EADDRINUSE' ? `port ${this.options.port} on ${this.options.host} is already in use` : error.message;
       throw new Error(`cannot listen: ${why}`);
     });
-    const address = server.address() as AddressInfo;
-    const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    this.url = `${this.options.tlsCert === '' ? 'http' : 'https'}://${shownHost}:${address.port}`;
+    this.url = urlOf(server.address() as AddressInfo, this.options.tlsCert !== undefined);
     for (let i = 0; i < this.options.workers; i++) this.fork();
-    if (this.options.metricsPort !== 0) await this.serveMetrics();
+    if (this.options.metricsPort !== undefined) await this.serveMetrics(this.options.metricsPort);
     return this.allReady;
   }
 
   /** `--metrics-port`: every worker's metrics, gathered over IPC (each series keeps its worker's `node` label). */
-  private async serveMetrics(): Promise<void> {
+  private async serveMetrics(port: number): Promise<void> {
     const aggregator = new AggregatorRegistry();
     const gathered = {
       contentType: aggregator.contentType,
@@ -102,7 +104,7 @@ export class ClusterPrimary {
           throw new HeraldError('HERALD_ERR_INTERNAL', `the workers' metrics could not be gathered: ${(error as Error).message}`);
         }),
     };
-    this.metricsServer = await listenForMetrics(gathered, this.options.metricsPort, this.options.host);
+    this.metricsServer = await listenForMetrics(gathered, port, this.options.host);
   }
 
   /** Hands a new connection to the next ready worker; if sending fails, to the one after. */
@@ -160,7 +162,7 @@ export class ClusterPrimary {
         const log = this.requireLog();
         const outcomes = message.batches.map((drafts) =>
           log.append(drafts).then(
-            (events): AppendOutcome => ({ ids: events.map((event) => event.id) }),
+            (events): AppendOutcome => ({ stored: events.map(({ id, position, time }) => ({ id, position, time })) }),
             (error: unknown): AppendOutcome => ({ error: toWire(error) }),
           ),
         );
@@ -169,8 +171,8 @@ export class ClusterPrimary {
       }
       case 'read':
         this.track(
-          this.requireLog().readAfter(message.after).then(
-            (result) => send(worker, { herald: 'read-result', id: message.id, result: { status: result.status, events: result.events.map(plainEvent) } }),
+          this.requireLog().read(message.request).then(
+            (page) => send(worker, { herald: 'read-result', id: message.id, page }),
             (error: unknown) => send(worker, { herald: 'read-result', id: message.id, error: toWire(error) }),
           ),
         );
@@ -179,7 +181,7 @@ export class ClusterPrimary {
   }
 
   private requireLog(): EventLog {
-    if (this.log === undefined) throw new Error('workers with --redis keep their own event log');
+    if (this.log === undefined) throw new HeraldError('HERALD_ERR_INVALID_STATE', 'workers of a shared log (--redis) keep their own event log');
     return this.log;
   }
 
@@ -191,7 +193,7 @@ export class ClusterPrimary {
   /** Batches stored in one event-loop turn go to each worker in one message. */
   private broadcast(events: readonly StoredEvent[]): void {
     if (this.outbox.length === 0) setImmediate(this.flush);
-    for (const event of events) this.outbox.push(plainEvent(event));
+    for (const event of events) this.outbox.push(event);
   }
 
   private readonly flush = (): void => {

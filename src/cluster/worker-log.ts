@@ -5,7 +5,7 @@
  */
 
 import { HeraldError } from '../errors.js';
-import { privacy, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ResumeResult, type StoredEvent, type TailListener } from '../log/event-log.js';
+import { privacy, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from '../log/event-log.js';
 import { isPrimaryMessage, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
 
 /** The IPC end a worker has: `process` in a `node:cluster` worker. */
@@ -24,6 +24,8 @@ interface Waiting {
 }
 
 export class WorkerEventLog implements EventLog {
+  /** Other workers append to the primary's log too; their batches come back through the tail. */
+  readonly shared = true;
   private readonly listeners = new Set<TailListener>();
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
@@ -74,14 +76,14 @@ export class WorkerEventLog implements EventLog {
     this.outbox = [];
     this.request({ herald: 'append', batches: appends.map((append) => append.drafts) }).then(
       (reply) => {
-        if (reply.herald !== 'appended') throw new Error('the primary process sent an unexpected reply');
+        if (reply.herald !== 'appended') throw unavailable('the primary process sent an unexpected reply');
         appends.forEach(({ drafts, resolve, reject }, i) => {
           const outcome = reply.results[i];
           if (outcome === undefined || 'error' in outcome) {
             reject(fromWire(outcome?.error));
             return;
           }
-          resolve(drafts.map((draft, k) => ({ id: outcome.ids[k]!, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) })));
+          resolve(drafts.map((draft, k) => ({ ...outcome.stored[k]!, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) })));
         });
       },
     ).catch((error: unknown) => {
@@ -89,10 +91,10 @@ export class WorkerEventLog implements EventLog {
     });
   };
 
-  async readAfter(lastEventId: string): Promise<ResumeResult> {
-    const reply = await this.request({ herald: 'read', after: lastEventId });
-    if (reply.herald !== 'read-result' || reply.result === undefined) throw fromWire(reply.herald === 'read-result' ? reply.error : undefined);
-    return reply.result;
+  async read(request: ReadRequest): Promise<ReadPage> {
+    const reply = await this.request({ herald: 'read', request });
+    if (reply.herald !== 'read-result' || reply.page === undefined) throw fromWire(reply.herald === 'read-result' ? reply.error : undefined);
+    return reply.page;
   }
 
   tail(listener: TailListener): () => void {
@@ -118,10 +120,10 @@ export class WorkerEventLog implements EventLog {
 }
 
 function unavailable(why: string): HeraldError {
-  return new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `${why}; the publish was not acknowledged, retry`, { 'Retry-After': '1' });
+  return new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `${why}; the publish was not acknowledged, retry`, { retryAfter: 1 });
 }
 
 function fromWire(error: WireError | undefined): Error {
   if (error?.code !== undefined) return new HeraldError(error.code, error.message);
-  return new Error(error?.message ?? 'the primary process sent an unexpected reply');
+  return unavailable(error?.message ?? 'the primary process sent an unexpected reply');
 }

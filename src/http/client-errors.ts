@@ -7,7 +7,9 @@ import type { Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { HeraldError } from '../errors.js';
-import { sendError } from './respond.js';
+import type { HeaderFields } from './exchange.js';
+import { errorHeaders, jsonResponse, sendError } from './respond.js';
+import { formatHttp1Head } from './stream-head.js';
 
 /** Node's parser error codes, as Herald errors. */
 function errorFor(code: string | undefined): HeraldError {
@@ -21,15 +23,10 @@ function errorFor(code: string | undefined): HeraldError {
   }
 }
 
-/** Writes a whole JSON error response on a raw socket and closes it. */
-export function writeRawError(socket: Duplex, error: HeraldError): void {
-  const body = JSON.stringify(error.toJSON());
-  const extra = Object.entries(error.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
-      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      `Cache-Control: no-store\r\n${extra}Connection: close\r\nDate: ${new Date().toUTCString()}\r\n\r\n${body}`,
-  );
+/** Writes a whole JSON error response on a raw socket and closes it; `fields` (the request id) go first. */
+export function writeRawError(socket: Duplex, error: HeraldError, fields: HeaderFields = {}): void {
+  const answer = jsonResponse(error.toJSON(), { ...fields, ...errorHeaders(error), Connection: 'close' });
+  socket.end(formatHttp1Head(`${error.status} ${STATUS_CODES[error.status] ?? ''}`, answer.fields) + answer.body);
 }
 
 export function answerClientErrors(server: Server): void {
@@ -52,6 +49,6 @@ export function answerClientErrors(server: Server): void {
     sendError(res, new HeraldError('HERALD_ERR_EXPECTATION_FAILED', 'only "Expect: 100-continue" is supported'));
   });
   server.on('connect', (_req, socket: Duplex) => {
-    writeRawError(socket, new HeraldError('HERALD_ERR_METHOD_NOT_ALLOWED', 'CONNECT is not supported: Herald is not a proxy', { Allow: 'GET, POST' }));
+    writeRawError(socket, new HeraldError('HERALD_ERR_METHOD_NOT_ALLOWED', 'CONNECT is not supported: Herald is not a proxy', { allow: ['GET', 'POST'] }));
   });
 }

@@ -7,18 +7,19 @@
  * with credentials: an arbitrary `Origin` is never reflected.
  */
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeraldError } from '../errors.js';
-import { sendError } from './respond.js';
+import type { HeaderFields, RequestView } from './exchange.js';
 
 export { parseOrigins } from '../config/origins.js';
 
 /** Request headers a cross-origin client may send. */
 const ALLOWED_HEADERS = 'Authorization, Content-Type, Last-Event-ID';
 /** Response headers a cross-origin page may read. */
-const EXPOSED_HEADERS = 'Retry-After, WWW-Authenticate';
+const EXPOSED_HEADERS = 'Retry-After, WWW-Authenticate, X-Request-Id';
 /** How long a browser may cache a preflight answer, in seconds. */
 const PREFLIGHT_MAX_AGE = '600';
+
+const NONE: HeaderFields = Object.freeze({});
 
 export class CorsPolicy {
   private readonly listed: ReadonlySet<string>;
@@ -29,50 +30,33 @@ export class CorsPolicy {
     this.anyOrigin = origins.includes('*');
   }
 
-  /** Whether the request comes from another origin at all (browsers send `Origin` then). */
-  static isCrossOrigin(req: IncomingMessage): boolean {
-    return typeof req.headers.origin === 'string';
-  }
-
-  /** CORS headers for the answer to this request; none when the origin is absent or not allowed. */
-  headersFor(req: IncomingMessage): Record<string, string> {
-    const origin = req.headers.origin;
-    if (typeof origin !== 'string') return {};
+  /** CORS fields for the answer to this request; none when the origin is absent or not allowed. */
+  fieldsFor(request: RequestView): HeaderFields {
+    const origin = request.header('origin');
+    if (origin === undefined) return NONE;
     if (this.listed.has(origin)) {
       return { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true', 'Access-Control-Expose-Headers': EXPOSED_HEADERS, Vary: 'Origin' };
     }
     if (this.anyOrigin) return { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': EXPOSED_HEADERS };
-    return {};
-  }
-
-  /** Sets this request's CORS headers on the response, before anything is written. */
-  apply(req: IncomingMessage, res: ServerResponse): void {
-    for (const [name, value] of Object.entries(this.headersFor(req))) res.setHeader(name, value);
+    return NONE;
   }
 
   /**
-   * Answers a preflight (`OPTIONS` with `Access-Control-Request-Method`) for a
-   * route taking `method`: `204` with the allowed method and headers, or `403`
-   * naming the option when the origin is not allowed.
+   * The answer to a preflight (`OPTIONS` with `Access-Control-Request-Method`)
+   * for a route taking `method`: the fields of a `204`.
+   * @throws HeraldError 403 naming the option when the origin is not allowed
    */
-  preflight(req: IncomingMessage, res: ServerResponse, method: string): void {
-    const headers = this.headersFor(req);
-    if (headers['Access-Control-Allow-Origin'] === undefined) {
-      const origin = String(req.headers.origin ?? '(none)').slice(0, 200);
-      sendError(res, new HeraldError('HERALD_ERR_FORBIDDEN', `origin ${JSON.stringify(origin)} is not allowed; list it in --cors-origin`));
-      return;
+  preflight(request: RequestView, method: string): HeaderFields {
+    const fields = this.fieldsFor(request);
+    if (fields['Access-Control-Allow-Origin'] === undefined) {
+      const origin = (request.header('origin') ?? '(none)').slice(0, 200);
+      throw new HeraldError('HERALD_ERR_FORBIDDEN', `origin ${JSON.stringify(origin)} is not allowed; list it in --cors-origin`);
     }
-    res.writeHead(204, {
-      ...headers,
-      'Access-Control-Allow-Methods': method,
-      'Access-Control-Allow-Headers': ALLOWED_HEADERS,
-      'Access-Control-Max-Age': PREFLIGHT_MAX_AGE,
-    });
-    res.end();
+    return { ...fields, 'Access-Control-Allow-Methods': method, 'Access-Control-Allow-Headers': ALLOWED_HEADERS, 'Access-Control-Max-Age': PREFLIGHT_MAX_AGE };
   }
 }
 
 /** Whether a request is a CORS preflight. */
-export function isPreflight(req: IncomingMessage): boolean {
-  return req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
+export function isPreflight(request: RequestView): boolean {
+  return request.method === 'OPTIONS' && request.header('access-control-request-method') !== undefined;
 }

@@ -8,14 +8,13 @@
  * first viewer and stop with the last.
  */
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeraldError } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
+import type { StreamSink } from '../hub/sink.js';
 import type { StoredEvent } from '../log/event-log.js';
 import { frameComment, frameEvent, frameRetry } from '../protocol/framing.js';
-import { isLoopbackClient } from './access.js';
-import type { AccessPolicy } from './access.js';
-import { STREAM_HEADERS } from './events.js';
+import { isLoopbackClient, type AccessPolicy } from './access.js';
+import type { RequestView } from './exchange.js';
 
 /** Figures are sent this often. */
 const STATS_INTERVAL_MS = 1000;
@@ -25,6 +24,8 @@ const TAIL_PER_SECOND = 200;
 const TAIL_DATA_CHARS = 2000;
 /** Rows of the topics and subscribers tables. */
 const TABLE_ROWS = 100;
+/** Bytes a viewer may leave unread before it is dropped. */
+const VIEWER_MAX_BUFFER = 1024 * 1024;
 
 export interface DashboardStats {
   readonly time: number;
@@ -51,7 +52,7 @@ export interface DashboardStats {
 }
 
 export class DashboardFeed {
-  private readonly viewers = new Set<ServerResponse>();
+  private readonly viewers = new Set<StreamSink>();
   private timer: NodeJS.Timeout | undefined;
   private tailBudget = TAIL_PER_SECOND;
   private tailSkipped = 0;
@@ -69,19 +70,19 @@ export class DashboardFeed {
    * whose scope is everything (`**`); without, only this machine may watch:
    * the figures name clients.
    */
-  async open(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async open(request: RequestView, open: () => StreamSink, isGone: () => boolean): Promise<void> {
     if (this.access.subscribersNeedTokens) {
-      await this.access.checkAdmin(req, url);
-    } else if (!isLoopbackClient(req)) {
+      await this.access.checkAdmin(request);
+    } else if (!isLoopbackClient(request)) {
       throw new HeraldError('HERALD_ERR_FORBIDDEN', 'the dashboard is served to this machine only unless tokens are configured (--jwt-key ...)');
     }
-    if (res.destroyed) return;
-    res.writeHead(200, { ...STREAM_HEADERS });
-    res.write(frameRetry(this.retryMs) + frameComment('dashboard'));
-    res.write(frameEvent({ event: 'stats', data: JSON.stringify(this.snapshot()) }));
-    this.viewers.add(res);
-    res.once('close', () => {
-      this.viewers.delete(res);
+    if (isGone()) return;
+    const viewer = open();
+    viewer.write(frameRetry(this.retryMs) + frameComment('dashboard'));
+    viewer.write(frameEvent({ event: 'stats', data: JSON.stringify(this.snapshot()) }));
+    this.viewers.add(viewer);
+    viewer.onClose(() => {
+      this.viewers.delete(viewer);
       if (this.viewers.size === 0) this.stop();
     });
     this.timer ??= setInterval(() => this.tick(), STATS_INTERVAL_MS);
@@ -100,14 +101,22 @@ export class DashboardFeed {
       event: 'tail',
       data: JSON.stringify({ id: event.id, topic: event.topic ?? null, type: event.event ?? 'message', private: event.private === true, data }),
     });
-    for (const viewer of this.viewers) viewer.write(frame);
+    this.send(frame);
+  }
+
+  /** A viewer that does not keep up is dropped: the dashboard must never hold the hub's memory. */
+  private send(frame: string): void {
+    for (const viewer of this.viewers) {
+      if (viewer.pendingBytes > VIEWER_MAX_BUFFER) viewer.destroy();
+      else viewer.write(frame);
+    }
   }
 
   private tick(): void {
     this.tailBudget = TAIL_PER_SECOND;
     const frame = frameEvent({ event: 'stats', data: JSON.stringify(this.snapshot()) });
     this.tailSkipped = 0;
-    for (const viewer of this.viewers) viewer.write(frame);
+    this.send(frame);
   }
 
   snapshot(): DashboardStats {

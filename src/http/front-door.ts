@@ -9,17 +9,19 @@
  *   HTTP server untouched (the bytes read so far are put back first), which
  *   answers it as usual, errors included.
  *
- * The hub's behaviour is the same on both paths; only the bytes of the
- * response head are written here by hand.
+ * Both paths subscribe through the same {@link EventStreams} with the same
+ * head and base path; only the bytes of the head are written here by hand.
  */
 
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { HeraldError } from '../errors.js';
-import type { Hub } from '../hub/hub.js';
-import { writeRawError } from './client-errors.js';
 import { requestIdOf } from '../observe/logger.js';
-import { SocketSink, STREAM_HEADERS, subscriptionOf } from './events.js';
+import { writeRawError } from './client-errors.js';
+import { subscriptionOf, type EventStreams } from './events.js';
+import type { RequestView } from './exchange.js';
+import { SocketSink } from './node.js';
+import { asHeraldError } from './respond.js';
+import { formatHttp1Head, stripBasePath } from './stream-head.js';
 
 /** Node's default `maxHeaderSize`: a longer head goes to Node, which answers 431. */
 const MAX_HEAD_BYTES = 16 * 1024;
@@ -28,19 +30,20 @@ const GET = Buffer.from('GET /');
 const REQUEST_LINE = /^GET (\/[^\s]*) HTTP\/1\.[01]$/;
 const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
 
-const STREAM_HEAD_FIELDS = Object.entries({ ...STREAM_HEADERS, Connection: 'close' })
-  .map(([name, value]) => `${name}: ${value}\r\n`)
-  .join('');
+/** Subscriptions are anonymous here: requests with credentials go to the routes, which check them. */
+const ANONYMOUS = Object.freeze({ scope: undefined, expiresAt: undefined });
+const ORIGIN = 'http://herald.invalid';
 
 function ignore(): void {}
 
 export class FrontDoor {
-  private readonly streams = new Set<Socket>();
+  /** Sockets of the streams served here, to cut at shutdown. */
+  private readonly streams_ = new Set<Socket>();
 
   constructor(
-    private readonly hub: Hub,
+    private readonly streams: EventStreams,
     private readonly http: Server,
-    private readonly basePath: string,
+    private readonly basePath: string | undefined,
     /** How long a client may take to send its request head, from its first byte (slowloris). */
     private readonly headTimeout: number,
     /** Told of each subscription refused here (for metrics). */
@@ -88,56 +91,62 @@ export class FrontDoor {
     socket.on('error', ignore);
   };
 
-  private serve(socket: Socket, request: ParsedHead): void {
+  private serve(socket: Socket, head: ParsedHead): void {
+    const request: RequestView = {
+      method: 'GET',
+      url: head.url,
+      remoteAddress: socket.remoteAddress,
+      header: (name) => head.fields.get(name),
+    };
+    const requestId = requestIdOf(head.fields.get('x-request-id'));
     let subscriber;
     try {
-      subscriber = this.hub.subscribe({
-        ...subscriptionOf(request.query, request.lastEventId),
-        client: socket.remoteAddress,
-        requestId: requestIdOf(request.requestId),
-        open: () => {
-          socket.write(`HTTP/1.1 200 OK\r\n${STREAM_HEAD_FIELDS}Date: ${new Date().toUTCString()}\r\n\r\n`);
+      subscriber = this.streams.subscribe(request, subscriptionOf(head.url.searchParams, head.fields.get('last-event-id')), ANONYMOUS, {
+        requestId,
+        cors: {},
+        framing: 'close-delimited',
+        open: (fields) => {
+          socket.write(formatHttp1Head('200 OK', fields));
           return new SocketSink(socket);
         },
       });
     } catch (error) {
       this.refused(error);
-      answerError(socket, error);
+      writeRawError(socket, asHeraldError(error), { 'X-Request-Id': requestId });
       return;
     }
-    this.streams.add(socket);
-    // The client has nothing more to say; reading on lets us see it leave.
+    this.streams_.add(socket);
+    // The client has nothing more to say; reading on lets us see it leave (the sink tells the hub).
     socket.on('data', ignore);
-    socket.once('close', () => {
-      this.streams.delete(socket);
-      this.hub.unsubscribe(subscriber);
-    });
+    subscriber.onClose(() => this.streams_.delete(socket));
   }
 
   /** Cuts the streams still open (used after a graceful end had its chance). */
   destroyAll(): void {
-    for (const socket of this.streams) socket.destroy();
+    for (const socket of this.streams_) socket.destroy();
   }
 }
 
 interface ParsedHead {
-  readonly query: URLSearchParams;
-  readonly lastEventId: string | undefined;
-  readonly requestId: string | undefined;
+  /** The target, parsed as the routes parse it. */
+  readonly url: URL;
+  /** Header values by lower-case name, repeated ones joined with `, ` as Node joins them. */
+  readonly fields: ReadonlyMap<string, string>;
 }
 
 /** Reads a request head that can take the fast path; `undefined` for anything else. */
-function parseHead(text: string, basePath: string): ParsedHead | undefined {
+function parseHead(text: string, basePath: string | undefined): ParsedHead | undefined {
   const lines = text.split('\r\n');
   const match = REQUEST_LINE.exec(lines[0]!);
   if (match === null) return undefined;
-  const target = match[1]!;
-  const queryAt = target.indexOf('?');
-  let path = queryAt === -1 ? target : target.slice(0, queryAt);
-  if (basePath !== '' && path.startsWith(`${basePath}/`)) path = path.slice(basePath.length);
-  if (path !== '/events') return undefined;
-  let lastEventId: string | undefined;
-  let requestId: string | undefined;
+  let url: URL;
+  try {
+    url = new URL(`${ORIGIN}${match[1]!}`);
+  } catch {
+    return undefined;
+  }
+  if (stripBasePath(url.pathname, basePath) !== '/events') return undefined;
+  const fields = new Map<string, string>();
   // HTTP/1.1 requires Host; without one, Node's side answers the 400.
   let host = match[0].endsWith('1.0');
   for (let i = 1; i < lines.length; i++) {
@@ -150,22 +159,17 @@ function parseHead(text: string, basePath: string): ParsedHead | undefined {
     // Requests with credentials are checked by the HTTP layer, which verifies tokens.
     // So are cross-origin requests, which need CORS headers.
     if (name === 'authorization' || name === 'cookie' || name === 'origin') return undefined;
+    // Two ids to resume from: Node's parser decides which counts.
+    if (name === 'last-event-id' && fields.has(name)) return undefined;
     if (name === 'host') host = true;
-    if (name === 'x-request-id') requestId = header[2];
-    if (name === 'last-event-id') {
-      if (lastEventId !== undefined) return undefined;
-      // Read as latin1, as Node's parser reads header values, so both paths see the same id.
-      lastEventId = header[2]!;
-    }
+    // Read as latin1, as Node's parser reads header values, so both paths see the same values.
+    const value = header[2]!;
+    const earlier = fields.get(name);
+    fields.set(name, earlier === undefined ? value : `${earlier}, ${value}`);
   }
   if (!host) return undefined;
-  const query = new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1));
-  if (query.has('access_token')) return undefined;
-  return { query, lastEventId, requestId };
-}
-
-function answerError(socket: Socket, error: unknown): void {
-  writeRawError(socket, error instanceof HeraldError ? error : new HeraldError('HERALD_ERR_INTERNAL', 'an unexpected error occurred'));
+  if (url.searchParams.has('access_token')) return undefined;
+  return { url, fields };
 }
 
 /** A line feed not preceded by a carriage return: Node's parser decides what such a head means. */

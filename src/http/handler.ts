@@ -1,190 +1,254 @@
 /**
- * The HTTP layer: routes requests to the hub. Usable as a `node:http`
- * request listener and as Express/Connect middleware (unknown paths go to `next`).
+ * The HTTP layer: routes requests to the hub, whatever carried them. One
+ * router serves `node:http` and `node:http2` (as a request listener and as
+ * Express/Connect middleware: unknown paths go to `next`) and Web-standard
+ * `Request`s (`hub.fetch`). The transports only adapt their objects to an
+ * {@link HttpExchange}; every route, check and error answer lives here once.
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HeraldError } from '../errors.js';
+import { HeraldError, isHeraldError } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
 import { settleWithin } from '../settle.js';
 import { VERSION } from '../version.js';
+import type { Route } from '../config/options.js';
 import type { AccessPolicy } from './access.js';
+import type { AddressLimit } from './address-limit.js';
 import { CorsPolicy, isPreflight } from './cors.js';
-import type { PublishRateLimiter } from './rate-limit.js';
-import { handleEvents } from './events.js';
-import { servePage } from './page.js';
-import { sendError, sendJson } from './respond.js';
-import { handleTrigger } from './trigger.js';
 import { DashboardFeed } from './dashboard.js';
-import { serveMetrics } from './metrics-port.js';
+import { EventStreams } from './events.js';
+import type { HeaderFields, HttpExchange } from './exchange.js';
+import { fetchExchange, type FetchInfo } from './fetch.js';
+import type { MetricsSource } from './metrics-port.js';
+import { nodeExchange } from './node.js';
+import { servePage } from './page.js';
+import type { PublishRateLimiter } from './rate-limit.js';
+import { asHeraldError, jsonResponse, respondError, respondJson, sendError } from './respond.js';
+import { streamHead, stripBasePath } from './stream-head.js';
+import { publishRequest } from './trigger.js';
 import { requestIdOf, type Logger } from '../observe/logger.js';
 import { refusalReason, type HubMetrics } from '../observe/metrics.js';
 
-/** The path of a request target, without its query (which may hold a token). */
-function pathOnly(target: string | undefined): string {
-  return (target ?? '/').split('?')[0]!.slice(0, 200);
-}
-
-
-const ORIGIN = 'http://herald.invalid';
-
 export type NextFunction = (error?: unknown) => void;
+/** A `node:http` request listener that also works as Express/Connect middleware. */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, next?: NextFunction) => void;
+
 
 export interface HttpSettings {
   readonly access: AccessPolicy;
   readonly cors: CorsPolicy;
   readonly rate: PublishRateLimiter;
+  readonly addresses: AddressLimit;
   readonly maxBody: number;
-  readonly basePath: string;
+  readonly basePath: string | undefined;
   /** How long a publisher may take to send its body. */
   readonly bodyTimeout: number;
   readonly metrics: HubMetrics;
-  /** Whether `GET /metrics` is served here (not when `--metrics-port` serves it elsewhere). */
-  readonly serveMetrics: boolean;
+  /** The optional routes this hub serves (`/metrics` only when it is not on `--metrics-port`). */
+  readonly routes: ReadonlySet<Route>;
   readonly logger: Logger;
   /** The reconnection delay sent to dashboard viewers. */
   readonly retry: number;
 }
 
-function methodNotAllowed(allow: string): HeraldError {
-  return new HeraldError('HERALD_ERR_METHOD_NOT_ALLOWED', `use ${allow.split(', ').join(' or ')} on this path`, { Allow: allow });
+/** The path of a request target, without its query (which may hold a token), for logs. */
+function pathOnly(exchange: HttpExchange): string {
+  return exchange.url.pathname.slice(0, 200);
+}
+
+function methodNotAllowed(...allow: string[]): HeraldError {
+  return new HeraldError('HERALD_ERR_METHOD_NOT_ALLOWED', `use ${allow.join(' or ')} on this path`, { allow });
+}
+
+/** The routes whose cross-origin requests a browser preflights, with the method each takes. */
+const PREFLIGHTED: Readonly<Record<string, string>> = { '/events': 'GET', '/trigger': 'POST' };
+
+/** What one request carries through the router: its id and CORS fields go on every answer. */
+class RequestContext {
+  cors: HeaderFields = {};
+
+  constructor(
+    readonly exchange: HttpExchange,
+    readonly requestId: string,
+  ) {}
+
+  /** The fields every answer to this request starts with: its id, then CORS. */
+  get fields(): HeaderFields {
+    return { 'X-Request-Id': this.requestId, ...this.cors };
+  }
 }
 
 export class HttpLayer {
   private readonly startedAt = Date.now();
   private readonly publishing = new Set<Promise<void>>();
   private draining = false;
-
   private readonly dashboard: DashboardFeed;
+  /** Opens streams; the front door shares it, so both paths subscribe alike. */
+  readonly streams: EventStreams;
 
   constructor(
     private readonly hub: Hub,
     private readonly settings: HttpSettings,
   ) {
     this.dashboard = new DashboardFeed(hub, settings.access, settings.retry);
+    this.streams = new EventStreams(hub, settings.access, settings.addresses);
   }
 
-  /** The request listener. */
+  /** The `node:http` / `node:http2` request listener and Express/Connect middleware. */
   readonly handle: RequestHandler = (req, res, next) => {
-    const requestId = requestIdOf(req.headers['x-request-id']);
-    if (!res.headersSent) res.setHeader('X-Request-Id', requestId);
-    const fail = (error: unknown): void => this.fail(req, res, requestId, error);
-    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
-      fail(new HeraldError('HERALD_ERR_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'));
-      return;
-    }
-    let url: URL;
+    let exchange: HttpExchange;
     try {
-      // An origin-form target like `//events` must stay a path, not become a host.
-      const target = req.url ?? '/';
-      url = new URL(target.startsWith('/') ? `${ORIGIN}${target}` : target, ORIGIN);
-    } catch {
-      fail(new HeraldError('HERALD_ERR_NOT_FOUND', 'the request URL is malformed'));
-      return;
-    }
-    let path = url.pathname;
-    const base = this.settings.basePath;
-    if (base !== '' && (path === base || path.startsWith(`${base}/`))) path = path.slice(base.length) || '/';
-    try {
-      this.route(path, req, res, url, requestId, fail, next);
+      exchange = nodeExchange(req, res);
     } catch (error) {
-      fail(error);
+      // A target that is not even a URL: answered here, before any route could be chosen.
+      if (!res.headersSent) res.setHeader('X-Request-Id', requestIdOf(undefined));
+      sendError(res, error);
+      return;
     }
+    void this.serve(exchange, next);
   };
 
-  /** Answers an error; failures of Herald itself (5xx but unavailability) are logged with the request id. */
-  private fail(req: IncomingMessage, res: ServerResponse, requestId: string, error: unknown): void {
-    const known = error instanceof HeraldError ? error : undefined;
-    if (known === undefined || known.code === 'HERALD_ERR_INTERNAL') {
-      this.settings.logger.error({ requestId, method: req.method, path: pathOnly(req.url), err: error }, 'request failed');
-    } else {
-      this.settings.logger.debug({ requestId, code: known.code, status: known.status }, known.message);
+  /**
+   * The Web-standard handler: `Request` in, `Response` out; a stream is a `ReadableStream` body.
+   * @param info what the server knows beyond the request (the client's address)
+   */
+  readonly fetch = async (request: Request, info?: FetchInfo): Promise<Response> => {
+    let built: ReturnType<typeof fetchExchange>;
+    try {
+      built = fetchExchange(request, info);
+    } catch (error) {
+      const known = asHeraldError(error);
+      const answer = jsonResponse(known.toJSON());
+      return new Response(answer.body, { status: known.status, headers: { ...answer.fields } });
     }
-    sendError(res, error);
+    await this.serve(built.exchange);
+    // A route that left without answering (the client went away meanwhile) still owes the server a Response.
+    if (!built.answered()) built.exchange.respond(499, {}, undefined);
+    return built.response;
+  };
+
+  /** Routes one request; never rejects (every failure is answered, or logged when nobody is left to answer). */
+  private async serve(exchange: HttpExchange, next?: NextFunction): Promise<void> {
+    const requestId = requestIdOf(exchange.header('x-request-id'));
+    const context = new RequestContext(exchange, requestId);
+    try {
+      if (exchange.httpVersion === '1.1' && exchange.header('host') === undefined) {
+        throw new HeraldError('HERALD_ERR_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header');
+      }
+      const path = stripBasePath(exchange.url.pathname, this.settings.basePath);
+      if (exchange.header('origin') !== undefined) {
+        const method = PREFLIGHTED[path];
+        if (method !== undefined && isPreflight(exchange)) {
+          exchange.respond(204, { ...context.fields, ...this.settings.cors.preflight(exchange, method) });
+          return;
+        }
+        // Errors carry the fields too, so a page can read why it was refused.
+        context.cors = this.settings.cors.fieldsFor(exchange);
+      }
+      await this.route(path, context, next);
+    } catch (error) {
+      this.fail(context, error);
+    }
   }
 
-  private route(
-    path: string,
-    req: IncomingMessage,
-    res: ServerResponse,
-    url: URL,
-    requestId: string,
-    fail: (error: unknown) => void,
-    next?: NextFunction,
-  ): void {
-    const method = req.method ?? 'GET';
-    const { cors } = this.settings;
-    if (CorsPolicy.isCrossOrigin(req)) {
-      const routeMethod = path === '/trigger' ? 'POST' : path === '/events' ? 'GET' : undefined;
-      if (routeMethod !== undefined && isPreflight(req)) {
-        cors.preflight(req, res, routeMethod);
-        return;
-      }
-      // Errors carry the headers too, so a page can read why it was refused.
-      cors.apply(req, res);
-    }
+  private async route(path: string, context: RequestContext, next?: NextFunction): Promise<void> {
+    const { exchange } = context;
+    const { method } = exchange;
+    const { routes } = this.settings;
     switch (path) {
       case '/events':
         if (method !== 'GET') throw methodNotAllowed('GET');
-        handleEvents(this.hub, req, res, url, this.settings.access, requestId).catch((error: unknown) => {
-          this.refused(error);
-          fail(error);
-        });
-        return;
+        return this.events(context);
       case '/trigger':
         if (method !== 'POST') throw methodNotAllowed('POST');
-        this.trigger(req, res, url, fail);
-        return;
+        return this.trigger(context);
       case '/health':
-        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
-        this.health(res);
-        return;
+        if (!routes.has('health')) break;
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET', 'HEAD');
+        return this.health(context);
       case '/dashboard/stream':
+        if (!routes.has('dashboard')) break;
         if (method !== 'GET') throw methodNotAllowed('GET');
-        this.dashboard.open(req, res, url).catch(fail);
-        return;
+        return this.dashboard.open(exchange, () => exchange.openStream(streamHead(context.requestId, context.cors, exchange.streamFraming)), () => exchange.isGone());
       case '/metrics':
-        if (this.settings.serveMetrics) {
-          if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
-          serveMetrics(this.settings.metrics, res).catch(fail);
-          return;
-        }
+        if (!routes.has('metrics')) break;
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET', 'HEAD');
+        return this.serveMetrics(context, this.settings.metrics);
     }
-    // Not ours: the page, the framework's next handler, or 404.
-    if (servePage(path, method, res)) return;
+    if (servePage(path, exchange, routes, context.fields)) return;
+    // Not ours: the framework's next handler, or 404.
     if (next !== undefined) {
       next();
       return;
     }
-    throw new HeraldError('HERALD_ERR_NOT_FOUND', `no route for ${method} ${path.slice(0, 200)}; see GET /events, POST /trigger, GET /health`);
+    throw new HeraldError('HERALD_ERR_NOT_FOUND', `no route for ${method} ${path.slice(0, 200)}; see GET /events, POST /trigger${routes.has('health') ? ', GET /health' : ''}`);
   }
 
-  private trigger(req: IncomingMessage, res: ServerResponse, url: URL, fail: (error: unknown) => void): void {
-    if (this.draining) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { 'Retry-After': '1' });
+  private async events(context: RequestContext): Promise<void> {
+    const { exchange, requestId, cors } = context;
+    try {
+      await this.streams.open(exchange, { requestId, cors, framing: exchange.streamFraming, open: (head) => exchange.openStream(head) }, () => exchange.isGone());
+    } catch (error) {
+      this.refused(error);
+      throw error;
+    }
+  }
+
+  private async trigger(context: RequestContext): Promise<void> {
+    if (this.draining) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { retryAfter: 1 });
+    const { exchange } = context;
     const limits = { maxBody: this.settings.maxBody, bodyTimeout: this.settings.bodyTimeout, rate: this.settings.rate };
-    const done = handleTrigger(this.hub, req, res, url, limits, this.settings.access).catch(fail);
+    const done = publishRequest(this.hub, exchange, limits, this.settings.access).then((published) => {
+      if (published !== undefined) respondJson(exchange, 202, published, context.fields);
+    });
     this.publishing.add(done);
-    void done.finally(() => this.publishing.delete(done));
+    try {
+      await done;
+    } finally {
+      this.publishing.delete(done);
+    }
   }
 
-  private health(res: ServerResponse): void {
+  private health({ exchange, fields }: RequestContext): void {
     const counters = this.hub.counters();
     const closing = this.hub.isClosing || this.draining;
     const log = this.hub.health();
     const status = closing ? 'shutting-down' : log.ok ? 'ok' : 'unavailable';
-    sendJson(res, status === 'ok' ? 200 : 503, {
-      status,
-      ...(log.ok ? {} : { reason: log.reason }),
-      version: VERSION,
-      pid: process.pid,
-      uptime: Math.round((Date.now() - this.startedAt) / 1000),
-      connections: counters.connections,
-      published: counters.published,
-      delivered: counters.delivered,
-      dropped: counters.dropped,
-      history: this.hub.log.stats(),
-    });
+    respondJson(
+      exchange,
+      status === 'ok' ? 200 : 503,
+      {
+        status,
+        ...(log.ok ? {} : { reason: log.reason }),
+        version: VERSION,
+        pid: process.pid,
+        uptime: Math.round((Date.now() - this.startedAt) / 1000),
+        connections: counters.connections,
+        published: counters.published,
+        delivered: counters.delivered,
+        dropped: counters.dropped,
+        history: this.hub.log.stats(),
+      },
+      fields,
+    );
+  }
+
+  private async serveMetrics({ exchange, fields }: RequestContext, source: MetricsSource): Promise<void> {
+    const text = await source.render();
+    exchange.respond(200, { ...fields, 'Content-Type': source.contentType, 'Cache-Control': 'no-store', 'Content-Length': String(Buffer.byteLength(text)) }, text);
+  }
+
+  /** Answers an error; failures of Herald itself are logged with the request id, a client's own mistakes at debug level. */
+  private fail({ exchange, requestId, fields }: RequestContext, error: unknown): void {
+    const known = asHeraldError(error);
+    if (!isHeraldError(error) || known.code === 'HERALD_ERR_INTERNAL') {
+      this.settings.logger.error({ requestId, method: exchange.method, path: pathOnly(exchange), err: error }, 'request failed');
+    } else {
+      this.settings.logger.debug({ requestId, code: known.code, status: known.status }, known.message);
+    }
+    // Nobody is left to read an answer (the client closed its request).
+    if (known.code === 'HERALD_ERR_REQUEST_ABORTED' && exchange.isGone()) return;
+    respondError(exchange, known, fields);
   }
 
   /** Counts a refused subscription (the front door reports its own through here too). */

@@ -3,17 +3,20 @@
  */
 
 import { readFileSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
+import type { HeaderFields, HttpExchange } from './exchange.js';
 
 const PUBLIC_DIR = new URL('../../../public/', import.meta.url);
 
-const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/assets/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
-  '/assets/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
-  '/dashboard': { file: 'dashboard.html', type: 'text/html; charset=utf-8' },
-  '/assets/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
-  '/assets/dashboard.css': { file: 'dashboard.css', type: 'text/css; charset=utf-8' },
+/** Which of the `routes` option serves an asset: the demo page or the dashboard. */
+export type AssetRoute = 'page' | 'dashboard';
+
+const ASSETS: Readonly<Record<string, { file: string; type: string; route: AssetRoute }>> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8', route: 'page' },
+  '/assets/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8', route: 'page' },
+  '/assets/style.css': { file: 'style.css', type: 'text/css; charset=utf-8', route: 'page' },
+  '/dashboard': { file: 'dashboard.html', type: 'text/html; charset=utf-8', route: 'dashboard' },
+  '/assets/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8', route: 'dashboard' },
+  '/assets/dashboard.css': { file: 'dashboard.css', type: 'text/css; charset=utf-8', route: 'dashboard' },
 };
 
 const cache = new Map<string, Buffer>();
@@ -27,17 +30,19 @@ function load(file: string): Buffer {
   return content;
 }
 
-/** Serves a page asset for GET/HEAD; returns false when `path` is not one. */
-export function servePage(path: string, method: string, res: ServerResponse): boolean {
+/**
+ * Serves a page asset for GET/HEAD when its route is served; returns false when `path` is not one.
+ * @param fields the request's own fields (its id, CORS), written first
+ */
+export function servePage(path: string, exchange: HttpExchange, served: ReadonlySet<string>, fields: HeaderFields): boolean {
   const asset = ASSETS[path];
-  if (asset === undefined || (method !== 'GET' && method !== 'HEAD')) return false;
+  const { method } = exchange;
+  if (asset === undefined || !served.has(asset.route) || (method !== 'GET' && method !== 'HEAD')) return false;
   const body = load(asset.file);
-  res.writeHead(200, {
-    'Content-Type': asset.type,
-    'Content-Length': body.length,
-    'Cache-Control': 'no-cache',
-    'X-Content-Type-Options': 'nosniff',
-  });
-  res.end(method === 'HEAD' ? undefined : body);
+  exchange.respond(
+    200,
+    { ...fields, 'Content-Type': asset.type, 'Content-Length': String(body.length), 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' },
+    method === 'HEAD' ? undefined : body,
+  );
   return true;
 }

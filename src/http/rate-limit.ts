@@ -45,6 +45,16 @@ export class PublishRateLimiter {
     return Math.max(1, Math.ceil((count - bucket.tokens) / this.rate));
   }
 
+  /**
+   * Whether `client` could publish one event now, without taking it.
+   * @returns 0 when it could, else the seconds to wait
+   */
+  peek(client: string): number {
+    if (!this.enabled) return 0;
+    const bucket = this.refill(client);
+    return bucket.tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - bucket.tokens) / this.rate));
+  }
+
   private refill(client: string): Bucket {
     const now = this.now();
     let bucket = this.buckets.get(client);

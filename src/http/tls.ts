@@ -271,7 +271,7 @@ function answerSecureClientErrors(server: Http2SecureServer, isSecured: (socket:
     if (second instanceof Http2ServerResponse) {
       sendError(
         second as unknown as ServerResponse,
-        new HeraldError('HERALD_ERR_METHOD_NOT_ALLOWED', 'CONNECT is not supported: Herald is not a proxy', { Allow: 'GET, POST' }),
+        new HeraldError('HERALD_ERR_METHOD_NOT_ALLOWED', 'CONNECT is not supported: Herald is not a proxy', { allow: ['GET', 'POST'] }),
       );
     } else http1.emit('connect', req, second, head);
   });

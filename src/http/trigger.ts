@@ -1,16 +1,19 @@
 /**
  * `POST /trigger`: JSON (one event or an array) or plain text (the body is the data).
+ *
+ * A publish flows one way, cheapest check first: the media type and the
+ * publisher's token from the head, then the client's publish rate, and only
+ * then is the body read and parsed; the topics' permissions once they are
+ * known. An unauthenticated client never makes the hub read its body.
  */
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeraldError } from '../errors.js';
-import type { Hub } from '../hub/hub.js';
-import type { AccessPolicy } from './access.js';
-import type { PublishRateLimiter } from './rate-limit.js';
+import type { Hub, Published } from '../hub/hub.js';
 import { draftFromText, draftsFromBody } from '../hub/messages.js';
 import type { EventDraft } from '../log/event-log.js';
-import { decodeUtf8, readBody } from './body.js';
-import { sendJson } from './respond.js';
+import type { AccessPolicy } from './access.js';
+import type { HttpExchange } from './exchange.js';
+import type { PublishRateLimiter } from './rate-limit.js';
 
 export interface TriggerLimits {
   readonly maxBody: number;
@@ -20,9 +23,19 @@ export interface TriggerLimits {
 
 type MediaType = 'json' | 'text';
 
-function mediaType(req: IncomingMessage): MediaType {
-  const header = req.headers['content-type'] ?? '';
-  const [type = '', ...params] = header.split(';').map((part) => part.trim().toLowerCase());
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+export function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return STRICT_UTF8.decode(bytes);
+  } catch {
+    throw new HeraldError('HERALD_ERR_INVALID_UTF8', 'the body is not valid UTF-8');
+  }
+}
+
+function mediaType(header: string | undefined): MediaType {
+  const text = header ?? '';
+  const [type = '', ...params] = text.split(';').map((part) => part.trim().toLowerCase());
   const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
   const unsupported = (why: string): never => {
     throw new HeraldError('HERALD_ERR_UNSUPPORTED_MEDIA_TYPE', why);
@@ -33,20 +46,10 @@ function mediaType(req: IncomingMessage): MediaType {
   if (type === 'application/json') return 'json';
   if (type === 'text/plain') return 'text';
   return unsupported(
-    header === ''
+    text === ''
       ? 'Content-Type is missing; send application/json or text/plain'
-      : `Content-Type "${header.slice(0, 100)}" is not supported; send application/json or text/plain`,
+      : `Content-Type "${text.slice(0, 100)}" is not supported; send application/json or text/plain`,
   );
-}
-
-/**
- * Frameworks (Express with `express.json()`, say) may have read the body already;
- * then it is on `req.body` and the stream is empty.
- */
-function preparsedBody(req: IncomingMessage): unknown {
-  const body = (req as IncomingMessage & { body?: unknown }).body;
-  // Only a stream someone has read to the end: `complete` alone means received, not consumed.
-  return req.readableEnded ? body : undefined;
 }
 
 /** `?private=` of a text publish: `true`/`1` or `false`/`0`. */
@@ -67,16 +70,18 @@ function parseJsonBody(body: unknown): Parsed {
   return { drafts: draftsFromBody(body), batch: Array.isArray(body) };
 }
 
-async function readDrafts(req: IncomingMessage, type: MediaType, query: URLSearchParams, limits: TriggerLimits): Promise<Parsed> {
-  const pre = preparsedBody(req);
+/** Frameworks (Express with `express.json()`, say) may have read the body already; then the stream is empty. */
+async function readDrafts(exchange: HttpExchange, type: MediaType, limits: TriggerLimits): Promise<Parsed> {
+  const pre = exchange.parsedBody;
   let text: string;
-  if (pre !== undefined && !Buffer.isBuffer(pre)) {
+  if (pre !== undefined && !(pre instanceof Uint8Array)) {
     if (type === 'json' && typeof pre === 'object') return parseJsonBody(pre);
     text = typeof pre === 'string' ? pre : JSON.stringify(pre);
   } else {
-    text = decodeUtf8(Buffer.isBuffer(pre) ? pre : await readBody(req, limits.maxBody, limits.bodyTimeout));
+    text = decodeUtf8(pre instanceof Uint8Array ? pre : await exchange.readBody(limits.maxBody, limits.bodyTimeout));
   }
   if (type === 'text') {
+    const query = exchange.url.searchParams;
     const meta = { event: query.get('event') ?? undefined, topic: query.get('topic') ?? undefined, private: privateFlag(query.get('private')) };
     return { drafts: [draftFromText(text, meta)], batch: false };
   }
@@ -89,26 +94,35 @@ async function readDrafts(req: IncomingMessage, type: MediaType, query: URLSearc
   return parseJsonBody(body);
 }
 
-export async function handleTrigger(
+function rateLimited(wait: number, events: number): HeraldError {
+  return Number.isFinite(wait)
+    ? new HeraldError('HERALD_ERR_RATE_LIMITED', `this address publishes more than --publish-rate allows; retry in ${wait} s`, { retryAfter: wait })
+    : new HeraldError('HERALD_ERR_RATE_LIMITED', `a batch of ${events} events is larger than --publish-burst allows; split it`);
+}
+
+/**
+ * Publishes what the request carries.
+ * @returns the ids (an array for a batch), or `undefined` when the client left before anything was stored
+ */
+export async function publishRequest(
   hub: Hub,
-  req: IncomingMessage,
-  res: ServerResponse,
-  url: URL,
+  exchange: HttpExchange,
   limits: TriggerLimits,
   access: AccessPolicy,
-): Promise<void> {
-  const type = mediaType(req);
-  const { drafts, batch } = await readDrafts(req, type, url.searchParams, limits);
-  const wait = limits.rate.take(req.socket.remoteAddress ?? '', drafts.length);
-  if (wait > 0) {
-    throw Number.isFinite(wait)
-      ? new HeraldError('HERALD_ERR_RATE_LIMITED', `this address publishes more than --publish-rate allows; retry in ${wait} s`, { 'Retry-After': String(wait) })
-      : new HeraldError('HERALD_ERR_RATE_LIMITED', `a batch of ${drafts.length} events is larger than --publish-burst allows; split it`);
-  }
-  // Checked once the topics are known; nothing is stored unless every event is allowed.
-  await access.checkPublish(req, url, drafts);
-  // The connection broke meanwhile (the client left, or sent garbage after the body): store nothing it cannot hear about.
-  if (req.socket.destroyed) return;
+): Promise<Published | Published[] | undefined> {
+  const type = mediaType(exchange.header('content-type'));
+  const publisher = await access.authenticatePublisher(exchange);
+  const client = exchange.remoteAddress ?? '';
+  // A client out of tokens is refused before it sends its body; the full count is taken once the events are known.
+  const before = limits.rate.peek(client);
+  if (before > 0) throw rateLimited(before, 1);
+  const { drafts, batch } = await readDrafts(exchange, type, limits);
+  const wait = limits.rate.take(client, drafts.length);
+  if (wait > 0) throw rateLimited(wait, drafts.length);
+  // Nothing is stored unless every event is allowed.
+  access.authorizePublish(publisher, drafts);
+  // The client left meanwhile: store nothing it cannot hear about.
+  if (exchange.isGone()) return undefined;
   const published = await hub.append(drafts);
-  sendJson(res, 202, batch ? published : published[0]);
+  return batch ? published : published[0];
 }

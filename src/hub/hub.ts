@@ -7,18 +7,22 @@
  *   subscriber, so a busy hub makes few syscalls and an idle hub sends at once.
  * - A subscriber whose unread bytes pass `maxBuffer` is dropped; it can come
  *   back and resume from history. Nobody else waits for it.
+ * - A resume reads history in bounded pages, written as the client takes
+ *   them; live events that arrive meanwhile are held (counted against
+ *   `maxBuffer`), then released minus what the replay covered. Order comes
+ *   from the log's positions: the hub never parses an id.
  */
 
 import { performance } from 'node:perf_hooks';
 import { HeraldError } from '../errors.js';
 import { settleWithin } from '../settle.js';
 import { frameComment, frameEvent, frameRetry } from '../protocol/framing.js';
-import type { EventDraft, EventLog, LogHealth, StoredEvent } from '../log/event-log.js';
-import { compareEventIds, parseEventId, type EventId } from '../log/event-id.js';
+import type { EventDraft, EventLog, LogHealth, ReadPage, ReadRequest, StoredEvent } from '../log/event-log.js';
+import { FrameCache } from './frame-cache.js';
 import { draftFromText, draftsFromBody, type PublishMessage, type TextMessageMeta } from './messages.js';
 import type { CloseReason, StreamSink } from './sink.js';
 import { Subscriber } from './subscriber.js';
-import { parseSelector, SelectorIndex, selectorMatches, type Selector } from './topics.js';
+import { parseSelector, SelectorIndex, selectorMatches, sourceFilterOf, type Selector } from './topics.js';
 
 /** The event type that tells a resuming client it may have missed events. */
 export const RESYNC_EVENT = 'herald-resync';
@@ -27,8 +31,6 @@ export interface HubSettings {
   readonly heartbeat: number;
   readonly retry: number;
   readonly maxConnections: number;
-  /** Streams one client address may hold; 0: no limit. */
-  readonly maxConnectionsPerIp: number;
   /** Topic selectors one subscription may name. */
   readonly maxTopics: number;
   readonly maxBuffer: number;
@@ -49,7 +51,7 @@ export interface SubscribeRequest {
   readonly scope?: readonly Selector[] | undefined;
   /** When the token expires (ms since the epoch): the stream ends then. */
   readonly expiresAt?: number | undefined;
-  /** The client's address, for `maxConnectionsPerIp` and logs. */
+  /** The client's address, for logs and the dashboard. */
   readonly client?: string | undefined;
   /** The request's id, for logs. */
   readonly requestId?: string | undefined;
@@ -84,6 +86,16 @@ export interface HubObserver {
 
 const HEARTBEAT = Buffer.from(frameComment('heartbeat'));
 
+/** A replay reads history in pages of at most this many events... */
+const REPLAY_PAGE_EVENTS = 500;
+/** ...and this many bytes of data, so one resume holds at most a page in memory. */
+const REPLAY_PAGE_BYTES = 256 * 1024;
+
+/** Resolves after the event loop has had a turn: replays let live delivery run between pages. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /**
  * Adaptive coalescing: flushing may take at most this share of the time. A
  * flush that took `d` ms is followed by the next one no sooner than `d / share`
@@ -104,8 +116,8 @@ export class Hub {
   private readonly index = new SelectorIndex<Subscriber>();
   private readonly hello: Buffer;
   private readonly inFlight = new Set<Promise<unknown>>();
-  /** Open streams per client address, when `maxConnectionsPerIp` is set. */
-  private readonly perClient = new Map<string, number>();
+  /** Frames of recent events, so a reconnect storm frames each replayed event once. */
+  private readonly frames = new FrameCache();
   private readonly stopTail: () => void;
   private readonly stopGap: () => void;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -188,7 +200,7 @@ export class Hub {
 
   /** Appends checked drafts to the log; resolves once the log has kept them. */
   async append(drafts: readonly EventDraft[]): Promise<Published[]> {
-    if (this.closing !== undefined) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node');
+    if (this.closing !== undefined) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { retryAfter: 1 });
     const started = performance.now();
     const appending = this.log.append(drafts);
     this.inFlight.add(appending);
@@ -217,30 +229,17 @@ export class Hub {
     }
     const selectors = request.selectors.map(parseSelector);
     if (this.closing !== undefined) {
-      throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; reconnect to another node', { 'Retry-After': '1' });
+      throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; reconnect to another node', { retryAfter: 1 });
     }
     if (this.subscribers.size >= this.settings.maxConnections) {
-      throw new HeraldError(
-        'HERALD_ERR_TOO_MANY_CONNECTIONS',
-        `the hub already holds ${this.settings.maxConnections} streams (--max-connections); retry later`,
-        { 'Retry-After': String(Math.max(1, Math.ceil(this.settings.retry / 1000))) },
-      );
+      throw new HeraldError('HERALD_ERR_TOO_MANY_CONNECTIONS', `the hub already holds ${this.settings.maxConnections} streams (--max-connections); retry later`, {
+        retryAfter: Math.max(1, Math.ceil(this.settings.retry / 1000)),
+      });
     }
-    const client = this.settings.maxConnectionsPerIp > 0 ? request.client : undefined;
-    if (client !== undefined && (this.perClient.get(client) ?? 0) >= this.settings.maxConnectionsPerIp) {
-      throw new HeraldError(
-        'HERALD_ERR_RATE_LIMITED',
-        `this address already holds ${this.settings.maxConnectionsPerIp} streams (--max-connections-per-ip)`,
-        { 'Retry-After': String(Math.max(1, Math.ceil(this.settings.retry / 1000))) },
-      );
-    }
-    const subscriber = new Subscriber(request.open(), selectors, request.scope);
+    const sink = request.open();
+    const subscriber = new Subscriber(sink, selectors, request.scope);
     subscriber.requestId = request.requestId;
     subscriber.address = request.client;
-    if (client !== undefined) {
-      subscriber.client = client;
-      this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
-    }
     if (request.expiresAt !== undefined) {
       // Timers hold at most 2^31-1 ms (~24.8 days); a token lasting longer is ended then and reconnects.
       const delay = Math.min(Math.max(0, request.expiresAt - Date.now()), MAX_TIMER_MS);
@@ -250,6 +249,8 @@ export class Hub {
     this.subscribers.add(subscriber);
     if (selectors.length === 0) this.everything.add(subscriber);
     for (const selector of selectors) this.index.add(selector, subscriber);
+    // However the transport closes, the hub forgets the subscriber (a no-op if the hub closed it).
+    sink.onClose(() => this.unsubscribe(subscriber, 'client-closed'));
     this.writeNow(subscriber, this.hello);
     for (const observer of this.observers) observer.connected?.(subscriber);
     if (request.lastEventId === undefined) this.goLive(subscriber, undefined);
@@ -257,16 +258,11 @@ export class Hub {
     return subscriber;
   }
 
-  /** Forgets a subscriber whose transport closed; safe to call more than once. */
+  /** Forgets a subscriber; safe to call more than once. Transports need not call it: their sink's close does. */
   unsubscribe(subscriber: Subscriber, reason: CloseReason = 'client-closed'): void {
     if (!subscriber.markClosed(reason)) return;
     this.subscribers.delete(subscriber);
     for (const observer of this.observers) observer.disconnected?.(subscriber, reason);
-    if (subscriber.client !== undefined) {
-      const left = this.perClient.get(subscriber.client)! - 1;
-      if (left === 0) this.perClient.delete(subscriber.client);
-      else this.perClient.set(subscriber.client, left);
-    }
     this.everything.delete(subscriber);
     for (const selector of subscriber.selectors) this.index.delete(selector, subscriber);
   }
@@ -278,39 +274,60 @@ export class Hub {
     subscriber.sink.destroy();
   }
 
+  /**
+   * Sends the retained events after `lastEventId` that the subscriber wants,
+   * page by page, each page as fast as the client takes it, then goes live.
+   * Live events that arrive meanwhile are held; the positions tell which the
+   * replay already covered. A page that says events were lost (trimmed
+   * before the replay reached them) is announced with `herald-resync`.
+   */
   private async replay(subscriber: Subscriber, lastEventId: string): Promise<void> {
+    const notice = (reason: 'expired' | 'unknown'): void => {
+      this.writeNow(subscriber, frameEvent({ event: RESYNC_EVENT, data: JSON.stringify({ reason, lastEventId: lastEventId.slice(0, 256) }) }));
+    };
+    const request: Omit<ReadRequest, 'after'> = { topics: sourceFilterOf(subscriber.selectors), limit: REPLAY_PAGE_EVENTS, maxBytes: REPLAY_PAGE_BYTES };
     try {
-      const result = await this.log.readAfter(lastEventId);
+      let page: ReadPage = await this.log.read({ ...request, after: { id: lastEventId } });
       if (subscriber.isClosed()) return;
-      if (result.status !== 'complete') {
-        const notice = { reason: result.status, lastEventId: lastEventId.slice(0, 256) };
-        this.writeNow(subscriber, frameEvent({ event: RESYNC_EVENT, data: JSON.stringify(notice) }));
+      if (page.status === 'unknown') {
+        notice('unknown');
+        this.goLive(subscriber, undefined);
+        return;
       }
-      // Everything up to `sent` has been delivered; held live events at or before it are duplicates.
-      let sent: EventId | undefined = result.status === 'unknown' ? undefined : parseEventId(lastEventId);
-      for (const event of result.events) {
+      for (;;) {
+        if (page.status === 'unknown') throw new HeraldError('HERALD_ERR_INTERNAL', 'the event log lost its place in the middle of a replay');
+        if (page.status === 'expired') notice('expired');
+        for (const event of page.events) {
+          if (subscriber.isClosed()) return;
+          if (!wants(subscriber, event)) continue;
+          if (!this.writeNow(subscriber, this.frameOf(event))) await subscriber.drained();
+        }
+        const covered = page.cursor;
+        if (page.end) {
+          if (!subscriber.isClosed()) this.goLive(subscriber, covered);
+          return;
+        }
+        // Between pages, live delivery and other replays get their turn.
+        await nextTurn();
         if (subscriber.isClosed()) return;
-        if (!wants(subscriber, event)) continue;
-        if (!this.writeNow(subscriber, this.frameOf(event))) await subscriber.drained();
-        sent = parseEventId(event.id);
+        page = await this.log.read({ ...request, after: { cursor: covered } });
+        if (subscriber.isClosed()) return;
       }
-      if (!subscriber.isClosed()) this.goLive(subscriber, sent);
     } catch {
-      // The log failed to serve history: end the stream so the client retries.
-      this.unsubscribe(subscriber, 'client-closed');
-      subscriber.sink.end();
+      // The log could not serve the history: end the stream, so the client reconnects and asks again.
+      this.end(subscriber, 'replay-failed');
     }
   }
 
-  private goLive(subscriber: Subscriber, sent: EventId | undefined): void {
+  /** Releases what was held during the replay, minus what the replay covered, and turns the subscriber live. */
+  private goLive(subscriber: Subscriber, covered: string | undefined): void {
     const held = subscriber.held;
     subscriber.held = [];
     subscriber.heldBytes = 0;
     subscriber.state = 'live';
-    subscriber.skipThrough = sent;
+    subscriber.skipThrough = covered;
     for (const event of held) {
-      const id = parseEventId(event.id);
-      if (sent !== undefined && id !== undefined && compareEventIds(id, sent) <= 0) continue;
+      if (covered !== undefined && event.position <= covered) continue;
       this.enqueue(subscriber, this.frameOf(event));
     }
   }
@@ -322,7 +339,12 @@ export class Hub {
   }
 
   private frameOf(event: StoredEvent): Buffer {
-    return (event.frame ??= Buffer.from(frameEvent(event)));
+    let frame = this.frames.get(event.position);
+    if (frame === undefined) {
+      frame = Buffer.from(frameEvent(event));
+      this.frames.set(event.position, frame);
+    }
+    return frame;
   }
 
   private dispatch(events: readonly StoredEvent[]): void {
@@ -331,15 +353,13 @@ export class Hub {
       const frame = this.frameOf(event);
       // Split once per event: the index and every token holder's scope check read the same segments.
       const topic = event.topic?.split('/');
-      let id: EventId | undefined;
       const deliver = (subscriber: Subscriber): void => {
         if (subscriber.lastDispatch === stamp) return;
         subscriber.lastDispatch = stamp;
         if (!mayReceive(subscriber, event, topic)) return;
         if (subscriber.state === 'live') {
           if (subscriber.skipThrough !== undefined) {
-            id ??= parseEventId(event.id);
-            if (id !== undefined && compareEventIds(id, subscriber.skipThrough) <= 0) return;
+            if (event.position <= subscriber.skipThrough) return;
             // The tail has passed the replay; later events are all newer.
             subscriber.skipThrough = undefined;
           }

@@ -1,6 +1,7 @@
 /**
  * What the hub needs from a transport to stream to one subscriber. The HTTP
- * layer adapts a response to it; the hub never touches `req` or `res`.
+ * layer adapts a response (a socket, an HTTP/2 stream, a `ReadableStream`)
+ * to it; the hub never touches `req` or `res`.
  */
 export interface StreamSink {
   /** Queues bytes for the client; `false` asks the writer to wait for {@link onDrain}. */
@@ -15,6 +16,12 @@ export interface StreamSink {
   end(): void;
   /** Drops the connection at once and frees what is queued. */
   destroy(): void;
+  /**
+   * Calls `callback` once when the transport closes, whoever closed it (the
+   * client left, or {@link end} / {@link destroy} finished). The hub forgets
+   * the subscriber then, so no transport has to remember to.
+   */
+  onClose(callback: () => void): void;
 }
 
 /** Why a subscriber's stream ended. */
@@ -28,4 +35,6 @@ export type CloseReason =
   /** This node may have missed events from a shared log; the client resumes from its last id. */
   | 'log-gap'
   /** The subscriber's token expired; the client reconnects with a fresh one. */
-  | 'token-expired';
+  | 'token-expired'
+  /** The log could not serve the history the client asked for; the client reconnects and asks again. */
+  | 'replay-failed';

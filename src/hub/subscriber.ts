@@ -10,7 +10,6 @@
 import type { CloseReason, StreamSink } from './sink.js';
 import type { Selector } from './topics.js';
 import type { StoredEvent } from '../log/event-log.js';
-import type { EventId } from '../log/event-id.js';
 
 export type SubscriberState = 'replaying' | 'live' | 'closed';
 
@@ -20,10 +19,11 @@ export class Subscriber {
   held: StoredEvent[] = [];
   heldBytes = 0;
   /**
-   * Set when going live after a replay: the last id replayed. A shared log's
-   * tail may still bring events the replay already sent; those are skipped.
+   * Set when going live after a replay: the position the replay covered. A
+   * shared log's tail may still bring events the replay already sent; those
+   * are skipped.
    */
-  skipThrough: EventId | undefined;
+  skipThrough: string | undefined;
   /** Frames gathered for the next flush. */
   pending: Buffer[] = [];
   pendingBytes = 0;
@@ -34,8 +34,6 @@ export class Subscriber {
   /** The last publish batch this subscriber was matched in; avoids double delivery when several selectors match. */
   lastDispatch = 0;
   readonly connectedAt = Date.now();
-  /** The client's address, when streams are counted per address. */
-  client: string | undefined;
   /** The client's address and the request's id, for logs and the dashboard. */
   address: string | undefined;
   requestId: string | undefined;

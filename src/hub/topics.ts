@@ -8,6 +8,7 @@
  */
 
 import { HeraldError } from '../errors.js';
+import type { TopicFilter } from '../log/event-log.js';
 
 export const MAX_TOPIC_LENGTH = 1024;
 export const MAX_EVENT_TYPE_LENGTH = 256;
@@ -83,6 +84,26 @@ export function selectorMatches(selector: Selector, topic: readonly string[]): b
     if (part !== '*' && part !== topic[i]) return false;
   }
   return pattern.length === topic.length;
+}
+
+/**
+ * What a log may filter on for these selectors: exact topics, and the
+ * literal prefix before a selector's first wildcard. `undefined` (read
+ * everything) for no selectors, or a selector that starts with a wildcard.
+ * The filter may pass more than the selectors match (`orders/*` passes
+ * `orders/1/items`), never less: the hub checks every event again.
+ */
+export function sourceFilterOf(selectors: readonly Selector[]): TopicFilter | undefined {
+  if (selectors.length === 0) return undefined;
+  const exact: string[] = [];
+  const prefixes: string[] = [];
+  for (const { source, segments } of selectors) {
+    const wildcard = segments.findIndex((segment) => segment === '*' || segment === '**');
+    if (wildcard === -1) exact.push(source);
+    else if (wildcard === 0) return undefined;
+    else prefixes.push(`${segments.slice(0, wildcard).join('/')}/`);
+  }
+  return { exact, prefixes };
 }
 
 interface TrieNode<T> {

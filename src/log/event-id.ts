@@ -50,3 +50,23 @@ export class EventIdGenerator {
     return id;
   }
 }
+
+/** Digits of the two parts of a position in base 36: 36^10 > 10^15 ms, 36^6 > 10^9 per ms. */
+const MS_DIGITS = 10;
+const SEQ_DIGITS = 6;
+
+/**
+ * The position of an id of this scheme: fixed-width base 36, so positions
+ * sort as plain strings in id order (ids themselves do not: `1-10` < `1-9`).
+ */
+export function positionOf(id: EventId): string {
+  // A marker just before a millisecond's first id (a log's start) sorts after every id of the millisecond before.
+  if (id.seq < 0) return positionOf({ ms: id.ms - 1, seq: 36 ** SEQ_DIGITS - 1 });
+  return id.ms.toString(36).padStart(MS_DIGITS, '0') + id.seq.toString(36).padStart(SEQ_DIGITS, '0');
+}
+
+/** The id whose position this is; `undefined` for a string that is not one. */
+export function idOfPosition(position: string): EventId | undefined {
+  if (position.length !== MS_DIGITS + SEQ_DIGITS || !/^[0-9a-z]+$/.test(position)) return undefined;
+  return { ms: parseInt(position.slice(0, MS_DIGITS), 36), seq: parseInt(position.slice(MS_DIGITS), 36) };
+}

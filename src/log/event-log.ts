@@ -1,10 +1,18 @@
 /**
  * The event log: the seam between the hub and where events are kept.
  *
- * Appending assigns ids (in one atomic step per batch), reading after an id
- * serves resume, and the tail feeds live delivery. The hub dispatches only
- * what the tail reports, so one path serves events appended here and, for
- * shared logs, events appended by other nodes.
+ * The log owns ids and order. Appending assigns ids and positions (in one
+ * atomic step per batch), reading serves resume one bounded page at a time,
+ * and the tail feeds live delivery. The hub dispatches only what the tail
+ * reports, so one path serves events appended here and, for shared logs,
+ * events appended by other processes.
+ *
+ * The hub never parses an id. It orders events by their `position`, a string
+ * the log assigns: positions of one log sort, as plain strings, in the log's
+ * order. So an engine with plain sequence numbers, or a protocol whose
+ * publishers choose the ids, plugs in without faking an id scheme.
+ *
+ * Every log must pass the contract suite in `test/log-contract.test.ts`.
  */
 
 /** An event as a publisher hands it to the log, before it has an id. */
@@ -19,25 +27,68 @@ export interface EventDraft {
   readonly private?: boolean | undefined;
 }
 
-/** An event the log has accepted. */
+/** An event the log has accepted. It belongs to the log: nobody else changes it. */
 export interface StoredEvent extends EventDraft {
+  /** The SSE id: what clients see, and resume from with `Last-Event-ID`. */
   readonly id: string;
-  /** The framed bytes, filled in by the hub the first time it sends the event; kept to serve replays. */
-  frame?: Buffer;
+  /**
+   * The event's place in the log. Positions of one log compare as plain
+   * strings in the log's order (`a.position < b.position`: `a` came first),
+   * and no two events share one.
+   */
+  readonly position: string;
+  /** When the log stored the event, in ms since the epoch (delivery-lag metrics). */
+  readonly time: number;
 }
 
 /**
- * What a log can say about resuming after an id:
- * - `complete`: `events` are all retained events after the id, in order;
- * - `expired`: the id is older than the retained history, so events may have
- *   been lost in between; `events` holds everything still retained;
- * - `unknown`: the id is not one this log could have issued (malformed, or
- *   ahead of the newest event); `events` is empty.
+ * Topics a reader wants, for a log that can skip other events at the source
+ * (an index on topic). Only a hint: the hub checks every event it is given,
+ * so a log may return more than asked (or ignore the filter altogether), but
+ * never less.
  */
-export type ResumeResult =
-  | { readonly status: 'complete'; readonly events: readonly StoredEvent[] }
-  | { readonly status: 'expired'; readonly events: readonly StoredEvent[] }
-  | { readonly status: 'unknown'; readonly events: readonly StoredEvent[] };
+export interface TopicFilter {
+  /** Topics wanted exactly. */
+  readonly exact: readonly string[];
+  /** Every topic starting with one of these is wanted. */
+  readonly prefixes: readonly string[];
+}
+
+/** Where a read starts: after a client's `Last-Event-ID`, or after the cursor of the page before. */
+export type ReadStart = { readonly id: string } | { readonly cursor: string };
+
+export interface ReadRequest {
+  readonly after: ReadStart;
+  /** Absent: every event, including events without a topic. */
+  readonly topics?: TopicFilter | undefined;
+  /** Events per page at most (at least 1). */
+  readonly limit: number;
+  /** Bytes of `data` per page at most; a page holds at least one event all the same. */
+  readonly maxBytes: number;
+}
+
+/**
+ * One page of a read:
+ * - `complete`: `events` are the retained events after the start, in order,
+ *   up to `cursor` (those the filter skipped left out);
+ * - `expired`: the start is older than what the log retains, so events may
+ *   be missing before the first one returned (trimmed, or from before the log
+ *   existed); `events` go on from the oldest retained;
+ * - `unknown` (first pages only): the id is not one this log could have
+ *   issued (malformed, or ahead of the newest event).
+ *
+ * `cursor` is the position through which the page looked, events skipped by
+ * the filter included: the next page starts after it. `end` is true when
+ * nothing was retained after `cursor` when the page was read.
+ */
+export type ReadPage =
+  | { readonly status: 'unknown' }
+  | {
+      readonly status: 'complete' | 'expired';
+      readonly events: readonly StoredEvent[];
+      readonly cursor: string;
+      readonly end: boolean;
+    };
 
 export interface EventLogStats {
   /** Events retained. */
@@ -52,14 +103,27 @@ export type TailListener = (events: readonly StoredEvent[]) => void;
 export type LogHealth = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 export interface EventLog {
+  /**
+   * Whether other processes append to this log too (Redis). A shared log's
+   * tail may bring events a read has already returned, and the other way
+   * round; the hub reconciles them by position.
+   */
+  readonly shared: boolean;
   /** Stores the drafts as one atomic batch, in order; resolves once they are kept. */
   append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]>;
-  /** Retained events after `lastEventId`, for resume. */
-  readAfter(lastEventId: string): Promise<ResumeResult>;
-  /** Registers a listener for every appended batch, in id order; returns the unsubscribe function. */
+  /**
+   * Reads one bounded page of retained events, for resume.
+   *
+   * The guarantee the hub builds on: an event appended after a read was
+   * called is either in that read's page or is passed to every tail listener
+   * registered before the call. A log that cannot promise it yet (a shared
+   * log whose tail has not started following) rejects instead.
+   */
+  read(request: ReadRequest): Promise<ReadPage>;
+  /** Registers a listener for every appended batch, in order; returns the unsubscribe function. */
   tail(listener: TailListener): () => void;
   stats(): EventLogStats;
-  /** For logs that connect somewhere: resolves once connected, or once waiting longer is pointless. */
+  /** For logs that open or connect somewhere: resolves once ready, or once waiting longer is pointless; rejects if the log cannot open at all. */
   ready?(): Promise<void>;
   /** For logs that live elsewhere (Redis, another process); absent means always healthy. */
   health?(): LogHealth;
@@ -76,4 +140,13 @@ export interface EventLog {
 /** The `private` flag of a draft, as a field to spread into an event: absent unless set, so public events carry nothing extra. */
 export function privacy(draft: EventDraft): { private?: true } {
   return draft.private === true ? { private: true } : {};
+}
+
+/** Whether a topic passes a filter (absent: everything passes). Logs without an index filter with it. */
+export function passesFilter(filter: TopicFilter | undefined, topic: string | undefined): boolean {
+  if (filter === undefined) return true;
+  if (topic === undefined) return false;
+  if (filter.exact.includes(topic)) return true;
+  for (const prefix of filter.prefixes) if (topic.startsWith(prefix)) return true;
+  return false;
 }

@@ -2,13 +2,8 @@
  * The embedded default: the last `capacity` events in a ring, in memory.
  */
 
-import { privacy, type EventDraft, type EventLog, type EventLogStats, type ResumeResult, type StoredEvent, type TailListener } from './event-log.js';
-import { compareEventIds, EventIdGenerator, formatEventId, parseEventId, type EventId } from './event-id.js';
-
-interface Entry {
-  readonly key: EventId;
-  readonly event: StoredEvent;
-}
+import { passesFilter, privacy, type EventDraft, type EventLog, type EventLogStats, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from './event-log.js';
+import { compareEventIds, EventIdGenerator, formatEventId, parseEventId, positionOf, type EventId } from './event-id.js';
 
 export interface MemoryLogOptions {
   /** How many events to keep for resume; 0 keeps none. */
@@ -19,19 +14,23 @@ export interface MemoryLogOptions {
   readonly now?: () => number;
 }
 
+/** Entries one read looks at, at most: a filtered read over a large ring returns in bounded time. */
+const SCAN_BUDGET = 10_000;
+
 export class MemoryEventLog implements EventLog {
+  readonly shared = false;
   private readonly capacity: number;
   private readonly now: () => number;
   private readonly ids: EventIdGenerator;
-  private readonly ring: (Entry | undefined)[];
+  private readonly ring: (StoredEvent | undefined)[];
   private head = 0;
   private size = 0;
   /**
-   * Everything at or before this id is unknown to this log: events of a
-   * previous run, or events trimmed from the ring. Resuming from an id at or
-   * after it is complete; from an id before it, events may be missing.
+   * Everything at or before this position is unknown to this log: events of
+   * a previous run, or events trimmed from the ring. Reading after a position
+   * at or after it is complete; before it, events may be missing.
    */
-  private horizon: EventId;
+  private horizon: string;
   private newest: EventId;
   private readonly listeners = new Set<TailListener>();
   private readonly maxAgeMs: number;
@@ -42,10 +41,11 @@ export class MemoryEventLog implements EventLog {
     this.now = options.now ?? Date.now;
     // Ids of this run start at the current millisecond, so any id from an
     // earlier run (or an earlier millisecond) falls before the horizon.
-    this.horizon = { ms: this.now(), seq: -1 };
-    this.newest = this.horizon;
-    this.ids = new EventIdGenerator(this.horizon);
-    this.ring = new Array<Entry | undefined>(this.capacity);
+    const start: EventId = { ms: this.now(), seq: -1 };
+    this.horizon = positionOf(start);
+    this.newest = start;
+    this.ids = new EventIdGenerator(start);
+    this.ring = new Array<StoredEvent | undefined>(this.capacity);
     this.maxAgeMs = options.maxAgeMs ?? 0;
     if (this.maxAgeMs > 0) {
       this.trimTimer = setInterval(() => this.trimByAge(), Math.min(1000, this.maxAgeMs));
@@ -56,20 +56,23 @@ export class MemoryEventLog implements EventLog {
   /** Drops events older than `maxAgeMs` from the head of the ring. */
   trimByAge(): void {
     const cutoff = this.now() - this.maxAgeMs;
-    while (this.size > 0 && this.at(0).key.ms < cutoff) {
-      this.horizon = this.at(0).key;
-      this.ring[this.head] = undefined;
-      this.head = (this.head + 1) % this.capacity;
-      this.size--;
-    }
+    while (this.size > 0 && this.at(0).time < cutoff) this.dropOldest();
+  }
+
+  private dropOldest(): void {
+    this.horizon = this.at(0).position;
+    this.ring[this.head] = undefined;
+    this.head = (this.head + 1) % this.capacity;
+    this.size--;
   }
 
   async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
     const stored: StoredEvent[] = [];
+    const time = this.now();
     for (const draft of drafts) {
-      const key = this.ids.next(this.now());
-      const event: StoredEvent = { id: formatEventId(key), topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) };
-      this.keep({ key, event });
+      const key = this.ids.next(time);
+      const event: StoredEvent = { id: formatEventId(key), position: positionOf(key), time, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) };
+      this.keep(event);
       this.newest = key;
       stored.push(event);
     }
@@ -77,40 +80,53 @@ export class MemoryEventLog implements EventLog {
     return stored;
   }
 
-  private keep(entry: Entry): void {
+  private keep(event: StoredEvent): void {
     if (this.capacity === 0) {
-      this.horizon = entry.key;
+      this.horizon = event.position;
       return;
     }
-    const tail = (this.head + this.size) % this.capacity;
-    if (this.size === this.capacity) {
-      this.horizon = this.ring[this.head]!.key;
-      this.head = (this.head + 1) % this.capacity;
-    } else {
-      this.size++;
-    }
-    this.ring[tail] = entry;
+    if (this.size === this.capacity) this.dropOldest();
+    this.ring[(this.head + this.size) % this.capacity] = event;
+    this.size++;
   }
 
-  private at(index: number): Entry {
+  private at(index: number): StoredEvent {
     return this.ring[(this.head + index) % this.capacity]!;
   }
 
-  async readAfter(lastEventId: string): Promise<ResumeResult> {
-    const after = parseEventId(lastEventId);
-    if (after === undefined || compareEventIds(after, this.newest) > 0) return { status: 'unknown', events: [] };
-    const status = compareEventIds(after, this.horizon) < 0 ? 'expired' : 'complete';
-    // Binary search for the first retained entry after `after`.
+  async read(request: ReadRequest): Promise<ReadPage> {
+    let after: string;
+    if ('id' in request.after) {
+      const id = parseEventId(request.after.id);
+      if (id === undefined || compareEventIds(id, this.newest) > 0) return { status: 'unknown' };
+      after = positionOf(id);
+    } else {
+      after = request.after.cursor;
+    }
+    const expired = after < this.horizon;
+    // Binary search for the first retained event after `after`.
     let low = 0;
     let high = this.size;
     while (low < high) {
       const mid = (low + high) >>> 1;
-      if (compareEventIds(this.at(mid).key, after) <= 0) low = mid + 1;
+      if (this.at(mid).position <= after) low = mid + 1;
       else high = mid;
     }
     const events: StoredEvent[] = [];
-    for (let i = low; i < this.size; i++) events.push(this.at(i).event);
-    return { status, events };
+    let bytes = 0;
+    let cursor = expired ? this.horizon : after;
+    let index = low;
+    const last = Math.min(this.size, low + SCAN_BUDGET);
+    for (; index < last; index++) {
+      const event = this.at(index);
+      if (passesFilter(request.topics, event.topic)) {
+        if (events.length > 0 && (events.length >= request.limit || bytes + event.data.length > request.maxBytes)) break;
+        events.push(event);
+        bytes += event.data.length;
+      }
+      cursor = event.position;
+    }
+    return { status: expired ? 'expired' : 'complete', events, cursor, end: index === this.size };
   }
 
   tail(listener: TailListener): () => void {
@@ -121,8 +137,8 @@ export class MemoryEventLog implements EventLog {
   stats(): EventLogStats {
     return {
       size: this.size,
-      oldestId: this.size > 0 ? this.at(0).event.id : undefined,
-      newestId: this.size > 0 ? this.at(this.size - 1).event.id : undefined,
+      oldestId: this.size > 0 ? this.at(0).id : undefined,
+      newestId: this.size > 0 ? this.at(this.size - 1).id : undefined,
     };
   }
 

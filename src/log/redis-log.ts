@@ -22,8 +22,8 @@
 
 import { Redis, type RedisOptions } from 'ioredis';
 import { HeraldError } from '../errors.js';
-import { privacy, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ResumeResult, type StoredEvent, type TailListener } from './event-log.js';
-import { compareEventIds, formatEventId, parseEventId, type EventId } from './event-id.js';
+import { passesFilter, privacy, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from './event-log.js';
+import { compareEventIds, formatEventId, idOfPosition, parseEventId, positionOf, type EventId } from './event-id.js';
 
 export interface RedisLogOptions {
   /** e.g. `redis://127.0.0.1:6379/0` */
@@ -117,7 +117,11 @@ interface StreamState {
 const ZERO: EventId = { ms: 0, seq: 0 };
 const NOT_CONNECTED = 'not connected yet';
 
+/** Entries one read fetches, at most: one stream holds every topic, so Redis cannot filter them. */
+const SCAN_COUNT = 1000;
+
 export class RedisEventLog implements EventLog {
+  readonly shared = true;
   private readonly commands: Redis & ScriptCommands;
   private readonly reader: Redis;
   private readonly streamKey: string;
@@ -214,7 +218,7 @@ export class RedisEventLog implements EventLog {
   }
 
   async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
-    if (this.closed) throw new Error('the Redis event log is closed');
+    if (this.closed) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the Redis event log is closed; the publish was not acknowledged');
     const args: string[] = [];
     for (const draft of drafts) args.push(draft.topic ?? '', draft.event ?? '', draft.private === true ? '1' : '', draft.data);
     let ids: string[];
@@ -226,29 +230,50 @@ export class RedisEventLog implements EventLog {
       throw new HeraldError(
         'HERALD_ERR_STORE_UNAVAILABLE',
         `Redis did not confirm the publish (${(error as Error).message}); it was not acknowledged, retry later`,
-        { 'Retry-After': '1' },
+        { retryAfter: 1 },
       );
     }
-    return drafts.map((draft, i) => ({ id: ids[i]!, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) }));
+    return drafts.map((draft, i) => {
+      const key = parseEventId(ids[i]!)!;
+      return { id: ids[i]!, position: positionOf(key), time: key.ms, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) };
+    });
   }
 
-  async readAfter(lastEventId: string): Promise<ResumeResult> {
-    const after = parseEventId(lastEventId);
-    if (after === undefined) return { status: 'unknown', events: [] };
+  async read(request: ReadRequest): Promise<ReadPage> {
+    const first = 'id' in request.after;
+    const after = 'id' in request.after ? parseEventId(request.after.id) : idOfPosition(request.after.cursor);
+    if (after === undefined) {
+      if (first) return { status: 'unknown' };
+      throw new HeraldError('HERALD_ERR_INTERNAL', 'not a cursor of this stream');
+    }
     const replies = await this.commands
       .multi()
       .xinfo('STREAM', this.streamKey)
       .mget(this.bornKey, this.horizonKey)
-      .xrange(this.streamKey, `(${formatEventId(after)}`, '+')
+      .xrange(this.streamKey, `(${formatEventId(after)}`, '+', 'COUNT', SCAN_COUNT)
       .exec();
-    if (replies === null) throw new Error('the resume read was aborted');
+    if (replies === null) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the resume read was aborted');
     const [info, marks, range] = replies;
     if (range![0] !== null) throw range![0];
     const state = streamState(info![0] === null ? info![1] : undefined, marks![1]);
-    if (!state.exists || compareEventIds(after, state.lastGenerated) > 0) return { status: 'unknown', events: [] };
+    if (first && (!state.exists || compareEventIds(after, state.lastGenerated) > 0)) return { status: 'unknown' };
     const expired = compareEventIds(after, state.maxDeleted) < 0 || compareEventIds(after, state.born) < 0;
-    const events = (range![1] as StreamEntry[]).map(toStoredEvent);
-    return { status: expired ? 'expired' : 'complete', events };
+    const entries = range![1] as StreamEntry[];
+    const events: StoredEvent[] = [];
+    let bytes = 0;
+    let cursor = positionOf(after);
+    let taken = 0;
+    for (const entry of entries) {
+      const event = toStoredEvent(entry);
+      if (passesFilter(request.topics, event.topic)) {
+        if (events.length > 0 && (events.length >= request.limit || bytes + event.data.length > request.maxBytes)) break;
+        events.push(event);
+        bytes += event.data.length;
+      }
+      cursor = event.position;
+      taken++;
+    }
+    return { status: expired ? 'expired' : 'complete', events, cursor, end: taken === entries.length && entries.length < SCAN_COUNT };
   }
 
   private async readState(client: Redis = this.commands): Promise<StreamState> {
@@ -373,6 +398,7 @@ function countOf([, fields]: StreamEntry): number {
 }
 
 function toStoredEvent([id, fields]: StreamEntry): StoredEvent {
+  const key = parseEventId(id) ?? ZERO;
   let topic: string | undefined;
   let type: string | undefined;
   let hidden = false;
@@ -394,7 +420,8 @@ function toStoredEvent([id, fields]: StreamEntry): StoredEvent {
         break;
     }
   }
-  return hidden ? { id, topic, event: type, data, private: true } : { id, topic, event: type, data };
+  const stored = { id, position: positionOf(key), time: key.ms, topic, event: type, data };
+  return hidden ? { ...stored, private: true } : stored;
 }
 
 /**

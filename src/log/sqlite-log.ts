@@ -14,8 +14,8 @@
 
 import Database from 'better-sqlite3';
 import { HeraldError } from '../errors.js';
-import { privacy, type EventDraft, type EventLog, type EventLogStats, type ResumeResult, type StoredEvent, type TailListener } from './event-log.js';
-import { compareEventIds, EventIdGenerator, formatEventId, parseEventId, type EventId } from './event-id.js';
+import { passesFilter, privacy, type EventDraft, type EventLog, type EventLogStats, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from './event-log.js';
+import { compareEventIds, EventIdGenerator, formatEventId, idOfPosition, parseEventId, positionOf, type EventId } from './event-id.js';
 
 export interface SqliteLogOptions {
   /** The database file; created when missing. */
@@ -49,7 +49,11 @@ interface PendingAppend {
 /** Rows deleted per trimming step, so a large backlog never holds the event loop long. */
 const TRIM_BATCH = 5000;
 
+/** Rows one read looks at, at most. */
+const SCAN_ROWS = 2000;
+
 export class SqliteEventLog implements EventLog {
+  readonly shared = false;
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly ids: EventIdGenerator;
@@ -90,7 +94,7 @@ export class SqliteEventLog implements EventLog {
       setMeta: this.db.prepare('INSERT INTO meta (key, ms, n) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET ms = excluded.ms, n = excluded.n'),
       getMeta: this.db.prepare<[string], { ms: number; n: number }>('SELECT ms, n FROM meta WHERE key = ?'),
       count: this.db.prepare<[], { size: number }>('SELECT count(*) AS size FROM events'),
-      after: this.db.prepare<[number, number], Row>('SELECT ms, n, topic, type, data, private FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n'),
+      after: this.db.prepare<[number, number, number], Row>('SELECT ms, n, topic, type, data, private FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?'),
       oldestN: this.db.prepare<[number], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1 OFFSET ?'),
       first: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1'),
       last: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms DESC, n DESC LIMIT 1'),
@@ -151,7 +155,7 @@ export class SqliteEventLog implements EventLog {
     const appends = this.pending;
     this.pending = [];
     if (!this.db.open) {
-      for (const append of appends) append.reject(new Error('the store is closed'));
+      for (const append of appends) append.reject(new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the store is closed; the publish was not acknowledged'));
       return;
     }
     const now = this.now();
@@ -171,7 +175,8 @@ export class SqliteEventLog implements EventLog {
     const all: StoredEvent[] = [];
     const results = appends.map(({ drafts }) =>
       drafts.map((draft): StoredEvent => {
-        const event = { id: formatEventId(keys[k++]!), topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) };
+        const key = keys[k++]!;
+        const event: StoredEvent = { id: formatEventId(key), position: positionOf(key), time: key.ms, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) };
         all.push(event);
         return event;
       }),
@@ -180,13 +185,32 @@ export class SqliteEventLog implements EventLog {
     appends.forEach((append, i) => append.resolve(results[i]!));
   };
 
-  async readAfter(lastEventId: string): Promise<ResumeResult> {
-    const after = parseEventId(lastEventId);
-    if (after === undefined || compareEventIds(after, this.newest) > 0) return { status: 'unknown', events: [] };
-    const status = compareEventIds(after, this.horizon) < 0 ? 'expired' : 'complete';
-    const from = status === 'expired' ? this.horizon : after;
-    const events = this.statements.after.all(from.ms, from.seq).map(toStoredEvent);
-    return { status, events };
+  async read(request: ReadRequest): Promise<ReadPage> {
+    let after: EventId | undefined;
+    if ('id' in request.after) {
+      after = parseEventId(request.after.id);
+      if (after === undefined || compareEventIds(after, this.newest) > 0) return { status: 'unknown' };
+    } else {
+      after = idOfPosition(request.after.cursor);
+      if (after === undefined) throw new HeraldError('HERALD_ERR_INTERNAL', 'not a cursor of this store');
+    }
+    const expired = compareEventIds(after, this.horizon) < 0;
+    const from = expired ? this.horizon : after;
+    const rows = this.statements.after.all(from.ms, from.seq, SCAN_ROWS);
+    const events: StoredEvent[] = [];
+    let bytes = 0;
+    let cursor = positionOf(from);
+    let taken = 0;
+    for (const row of rows) {
+      if (passesFilter(request.topics, row.topic ?? undefined)) {
+        if (events.length > 0 && (events.length >= request.limit || bytes + row.data.length > request.maxBytes)) break;
+        events.push(toStoredEvent(row));
+        bytes += row.data.length;
+      }
+      cursor = positionOf(toId(row));
+      taken++;
+    }
+    return { status: expired ? 'expired' : 'complete', events, cursor, end: taken === rows.length && rows.length < SCAN_ROWS };
   }
 
   /** Drops the oldest events past `capacity`, remembering the newest one dropped as the horizon. */
@@ -250,8 +274,11 @@ function toId(row: { ms: number; n: number }): EventId {
 }
 
 function toStoredEvent(row: Row): StoredEvent {
+  const key = toId(row);
   return {
-    id: formatEventId({ ms: row.ms, seq: row.n }),
+    id: formatEventId(key),
+    position: positionOf(key),
+    time: row.ms,
     topic: row.topic ?? undefined,
     event: row.type ?? undefined,
     data: row.data,

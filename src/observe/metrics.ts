@@ -12,7 +12,6 @@ import { hostname } from 'node:os';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Hub } from '../hub/hub.js';
 import type { CloseReason } from '../hub/sink.js';
-import { parseEventId } from '../log/event-id.js';
 
 /** Distinct topic buckets at most; later ones count as `other`. */
 export const MAX_TOPIC_BUCKETS = 50;
@@ -45,7 +44,7 @@ export class HubMetrics {
     this.connects = new Counter({ name: 'herald_stream_connects_total', help: 'Streams opened.', registers });
     this.disconnects = new Counter({
       name: 'herald_stream_disconnects_total',
-      help: 'Streams closed, by reason: client-closed, slow-consumer (dropped past --max-buffer), shutdown, token-expired, log-gap.',
+      help: 'Streams closed, by reason: client-closed, slow-consumer (dropped past --max-buffer), shutdown, token-expired, log-gap, replay-failed.',
       labelNames: ['reason'],
       registers,
     });
@@ -86,7 +85,7 @@ export class HubMetrics {
     });
     this.lagSeconds = new Histogram({
       name: 'herald_delivery_lag_seconds',
-      help: 'Time from an event being stored (its id) to its fan-out on this node, in seconds.',
+      help: 'Time from an event being stored to its fan-out on this node, in seconds.',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers,
     });
@@ -117,8 +116,7 @@ export class HubMetrics {
       },
       dispatched: (event, deliveries) => {
         if (deliveries > 0) this.delivered.inc({ topic: this.bucketOf(event.topic) }, deliveries);
-        const stored = parseEventId(event.id);
-        if (stored !== undefined) this.lagSeconds.observe(Math.max(0, Date.now() - stored.ms) / 1000);
+        this.lagSeconds.observe(Math.max(0, Date.now() - event.time) / 1000);
       },
     });
   }
