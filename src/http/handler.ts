@@ -7,6 +7,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { HeraldError, isHeraldError } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
 import { settleWithin } from '../settle.js';
@@ -30,8 +31,8 @@ import { requestIdOf, type Logger } from '../observe/logger.js';
 import { refusalReason, type HubMetrics } from '../observe/metrics.js';
 
 export type NextFunction = (error?: unknown) => void;
-/** A `node:http` request listener that also works as Express/Connect middleware. */
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse, next?: NextFunction) => void;
+/** A `node:http` / `node:http2` request listener that also works as Express/Connect middleware. */
+export type RequestHandler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, next?: NextFunction) => void;
 
 
 export interface HttpSettings {
@@ -96,13 +97,16 @@ export class HttpLayer {
 
   /** The `node:http` / `node:http2` request listener and Express/Connect middleware. */
   readonly handle: RequestHandler = (req, res, next) => {
+    // The HTTP/2 compatibility objects offer what this layer uses of node:http's.
+    const request = req as IncomingMessage;
+    const response = res as ServerResponse;
     let exchange: HttpExchange;
     try {
-      exchange = nodeExchange(req, res);
+      exchange = nodeExchange(request, response);
     } catch (error) {
       // A target that is not even a URL: answered here, before any route could be chosen.
-      if (!res.headersSent) res.setHeader('X-Request-Id', requestIdOf(undefined));
-      sendError(res, error);
+      if (!response.headersSent) response.setHeader('X-Request-Id', requestIdOf(undefined));
+      sendError(response, error);
       return;
     }
     void this.serve(exchange, next);

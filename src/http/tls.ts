@@ -14,12 +14,11 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as HttpServer, ServerResponse } from 'node:http';
 import {
   createSecureServer,
   Http2ServerResponse,
   type Http2SecureServer,
-  type Http2ServerRequest,
   type ServerHttp2Session,
 } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -27,6 +26,7 @@ import type { Duplex } from 'node:stream';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import { HeraldError } from '../errors.js';
 import { answerClientErrors, writeRawError } from './client-errors.js';
+import type { RequestHandler } from './handler.js';
 import { sendError } from './respond.js';
 
 /** A certificate chain and its private key, as PEM bytes. */
@@ -124,7 +124,7 @@ function isPlainHttp(firstByte: number | undefined): boolean {
 
 function ignore(): void {}
 
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+type Handler = RequestHandler;
 
 /**
  * Serves the connections of an HTTPS port: a `node:http2` secure server with
@@ -155,7 +155,7 @@ export class SecureDoor {
         handshakeTimeout: settings.headTimeout,
       },
       // The HTTP layer only uses what both protocols' request and response objects share.
-      handler as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
+      handler,
     );
     // HTTP/1.1 connections: the same head and request deadlines as the plain server.
     const fallback = server as unknown as Http1Fallback;
