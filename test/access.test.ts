@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { decodeJwt, SignJWT } from 'jose';
-import { CLI_PATH, sleep, spawnHerald, SseTap, startHub, trigger, withHub } from './helpers.js';
+import { CLI_PATH, sleep, spawnHerald, SseTap, startHub, trigger, withHub } from './support/helpers.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!';
 const key = new TextEncoder().encode(SECRET);

@@ -11,8 +11,8 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
-import { chromiumSkip, closeChromium, launchChromium } from './chromium.js';
-import { freePort, spawnHerald, SseTap, startHub, trigger, type HeraldProcess } from './helpers.js';
+import { chromiumSkip, closeChromium, launchChromium } from './support/chromium.js';
+import { freePort, spawnHerald, SseTap, startHub, trigger, type HeraldProcess } from './support/helpers.js';
 
 // The callbacks given to page.evaluate() run in the page; this project compiles without the DOM types.
 declare const document: any;

@@ -11,7 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { EventSource } from 'eventsource';
 import { createHub, MemoryEventLog, type EventDraft, type EventLog, type ReadPage, type ReadRequest, type StoredEvent } from '../src/index.js';
-import { SseTap, sleep, trigger, withHub } from './helpers.js';
+import { SseTap, sleep, trigger, withHub } from './support/helpers.js';
 
 // ---------------------------------------------------------------------------
 // Local helpers

@@ -12,7 +12,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { freePort, rssOf, seededRandom, spawnHerald, SseTap, trigger, type HeraldProcess } from './helpers.js';
+import { freePort, rssOf, seededRandom, spawnHerald, SseTap, trigger, type HeraldProcess } from './support/helpers.js';
 
 const MB = 1024 * 1024;
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { rawRequest, SseTap, sleep, startHub, trigger } from './helpers.js';
+import { rawRequest, SseTap, sleep, startHub, trigger } from './support/helpers.js';
 
 /** Writes `text` one byte at a time, then collects the answer until the server closes or `waitMs` passes. */
 function trickle(port: number, text: string, waitMs = 1500): Promise<string> {

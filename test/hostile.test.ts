@@ -34,7 +34,7 @@ import { after, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import fc from 'fast-check';
 import { ERROR_CATALOGUE, type ErrorCode } from '../src/errors.js';
-import { CLI_PATH, sleep, spawnHerald, SseTap, trigger, Waiters, type HeraldProcess } from './helpers.js';
+import { CLI_PATH, sleep, spawnHerald, SseTap, trigger, Waiters, type HeraldProcess } from './support/helpers.js';
 
 /** `--max-body` of the servers here: small, so random bodies cross it. */
 const MAX_BODY = 16 * 1024;

@@ -22,8 +22,8 @@ import { after, describe, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { createHub, type Herald, type HeraldOptions } from '../src/index.js';
 import { HeraldError } from '../src/errors.js';
-import { closeChromium, chromiumSkip, launchChromium } from './chromium.js';
-import { CLI_PATH, Waiters } from './helpers.js';
+import { closeChromium, chromiumSkip, launchChromium } from './support/chromium.js';
+import { CLI_PATH, Waiters } from './support/helpers.js';
 
 // The callbacks given to page.evaluate() run in the page; this project compiles without the DOM types.
 declare const window: any;

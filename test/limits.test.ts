@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { test } from 'node:test';
-import { rawRequest, sleep, SseTap, trigger, withHub } from './helpers.js';
+import { rawRequest, sleep, SseTap, trigger, withHub } from './support/helpers.js';
 
 interface Answer {
   readonly status: number;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import { spawn } from 'node:child_process';
-import { CLI_PATH, freePort, sleep, spawnHerald, SseTap, trigger, withHub } from './helpers.js';
+import { CLI_PATH, freePort, sleep, spawnHerald, SseTap, trigger, withHub } from './support/helpers.js';
 
 interface Sample {
   readonly name: string;

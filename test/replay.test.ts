@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { createHub, MemoryEventLog, type EventLog, type ReadPage, type ReadRequest } from '../src/index.js';
-import { SseTap, Waiters } from './helpers.js';
+import { SseTap, Waiters } from './support/helpers.js';
 
 /** A memory log that counts reads and the largest page it served. */
 function countingLog(capacity: number): { log: EventLog; reads: () => number; largestPage: () => number } {

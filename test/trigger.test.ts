@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
 import { createHub, type Herald } from '../src/index.js';
-import { SseTap, sleep, trigger, withHub } from './helpers.js';
+import { SseTap, sleep, trigger, withHub } from './support/helpers.js';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
-import { sleep, spawnHerald, SseTap, trigger, type HeraldProcess } from './helpers.js';
-import { redisSkip, startRedis } from './redis-server.js';
+import { sleep, spawnHerald, SseTap, trigger, type HeraldProcess } from './support/helpers.js';
+import { redisSkip, startRedis } from './support/redis-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-workers-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

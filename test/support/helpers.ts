@@ -7,10 +7,10 @@ import { request, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createNetServer, connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { createHub, type Herald, type HeraldOptions } from '../src/index.js';
+import { createHub, type Herald, type HeraldOptions } from '../../src/index.js';
 
 /** The compiled CLI entry point. */
-export const CLI_PATH = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+export const CLI_PATH = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 export interface RunningHub {
   readonly herald: Herald;
@@ -259,10 +259,10 @@ export function sleep(ms: number): Promise<void> {
 
 /** Every retained event after `lastEventId`, read page by page as the hub reads them (small pages, to exercise paging). */
 export async function readAfter(
-  log: import('../src/index.js').EventLog,
+  log: import('../../src/index.js').EventLog,
   lastEventId: string,
   pageSize = 7,
-): Promise<{ status: 'complete' | 'expired' | 'unknown'; events: import('../src/index.js').StoredEvent[] }> {
+): Promise<{ status: 'complete' | 'expired' | 'unknown'; events: import('../../src/index.js').StoredEvent[] }> {
   let page = await log.read({ after: { id: lastEventId }, limit: pageSize, maxBytes: 1 << 30 });
   if (page.status === 'unknown') return { status: 'unknown', events: [] };
   const status = page.status;
