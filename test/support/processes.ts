@@ -39,20 +39,23 @@ export function spawnHerald(args: string[] = [], env: Record<string, string> = {
   });
   started.add(child);
   let output = '';
-  let hasExited = false;
+  /** Set once the process exited and its output is all read ('close' comes after the last byte). */
+  let outputEnded = false;
   const waiters = new Waiters();
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => {
-      hasExited = true;
       started.delete(child);
-      waiters.notify();
       resolve(code ?? signal ?? -1);
     }),
   );
+  child.once('close', () => {
+    outputEnded = true;
+    waiters.notify();
+  });
   const untilOutput = async (match: RegExp | string | ((text: string) => boolean), what?: string, timeoutMs = 10_000): Promise<string> => {
     const test = typeof match === 'function' ? match : typeof match === 'string' ? (text: string) => text.includes(match) : (text: string) => match.test(text);
     const name = what ?? (typeof match === 'function' ? 'the expected output' : `output matching ${String(match)}`);
-    await waiters.until(() => test(output) || hasExited, name, timeoutMs, () => `output so far: ${JSON.stringify(output.slice(-1500))}`);
+    await waiters.until(() => test(output) || outputEnded, name, timeoutMs, () => `output so far: ${JSON.stringify(output.slice(-1500))}`);
     if (!test(output)) throw new Error(`herald exited (${child.exitCode ?? child.signalCode}) before printing ${name}; its output: ${JSON.stringify(output.slice(-1500))}`);
     return output;
   };
