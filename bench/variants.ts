@@ -18,7 +18,7 @@ import { runScenario, type RunMetrics, type RunSettings, type Scenario } from '.
 import type { BenchReport, ScenarioResult } from './report-types.js';
 import { machineInfo, markdownTable, pinSelf } from './run.js';
 // The tests' private redis-server, reused so the bench never touches a shared one.
-import { startRedis, type TestRedis } from '../test/redis-server.js';
+import { startRedis, type TestRedis } from '../test/support/redis-server.js';
 
 /** One column of the table: how Herald is started for it. */
 interface Variant {

@@ -6,13 +6,13 @@
  */
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
-import { chromiumSkip, closeChromium, launchChromium } from './chromium.js';
-import { freePort, spawnHerald, SseTap, startHub, trigger, type HeraldProcess } from './helpers.js';
+import { chromiumSkip, closeChromium, launchChromium } from './support/chromium.js';
+import { freePort, killHeralds, spawnHerald, SseTap, startHub, stopHerald, trigger, type HeraldProcess } from './support/helpers.js';
 
 // The callbacks given to page.evaluate() run in the page; this project compiles without the DOM types.
 declare const document: any;
@@ -23,20 +23,12 @@ const DOCS_SCREENSHOT = fileURLToPath(new URL('../../docs/page.png', import.meta
 const skip = chromiumSkip;
 if (skip !== false) console.log(`# browser tests skipped: ${skip}`);
 
-const children = new Set<HeraldProcess>();
 const launch = launchChromium;
 
 after(async () => {
-  for (const herald of children) herald.child.kill('SIGKILL');
+  killHeralds();
   await closeChromium();
 });
-
-async function startHerald(args: string[]): Promise<HeraldProcess> {
-  const herald = await spawnHerald(args);
-  children.add(herald);
-  void herald.exited.then(() => children.delete(herald));
-  return herald;
-}
 
 /** A fresh context and page; page errors are collected so a test can assert there were none. */
 async function openPage(url: string): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
@@ -48,6 +40,16 @@ async function openPage(url: string): Promise<{ context: BrowserContext; page: P
   await page.goto(`${url}/`);
   return { context, page, errors };
 }
+
+/** Width and height of a PNG file, from its IHDR chunk; fails the test if the file is not a PNG. */
+function pngSize(path: string): { width: number; height: number } {
+  const bytes = readFileSync(path);
+  assert.deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${path} is a PNG`);
+  assert.equal(bytes.toString('latin1', 12, 16), 'IHDR', `${path} starts with its header chunk`);
+  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
+}
+
+const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
 async function screenshot(page: Page, name: string): Promise<void> {
   await mkdir(ARTIFACTS, { recursive: true });
@@ -93,14 +95,6 @@ async function publishWithForm(page: Page, type: string, topic: string, data: st
   const match = /^published, id (\S+)$/.exec(result);
   assert.ok(match !== null, `the form reports the id: ${result}`);
   return match[1]!;
-}
-
-async function stopChild(herald: HeraldProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | string> {
-  herald.child.kill(signal);
-  let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([herald.exited, new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still running after 10 s'), 10_000)))]);
-  clearTimeout(timer);
-  return code;
 }
 
 test('the page shows it is connected, shows a published event, and its form publishes to other subscribers', { skip }, async () => {
@@ -173,7 +167,7 @@ test("the page's EventSource reconnects by itself after the server restarts, and
   await launch();
   const port = await freePort();
   const args = ['--port', String(port), '--retry', '200ms', '--heartbeat', '0'];
-  const first = await startHerald(args);
+  const first = await spawnHerald(args);
   const { context, page, errors } = await openPage(first.url);
   let second: HeraldProcess | undefined;
   try {
@@ -182,11 +176,11 @@ test("the page's EventSource reconnects by itself after the server restarts, and
     assert.equal(before.status, 202);
     assert.equal((await rowOf(page, before.body.id)).data, '"before the restart"');
 
-    assert.equal(await stopChild(first), 0, 'the first server exits cleanly');
+    assert.equal(await stopHerald(first), 0, 'the first server exits cleanly');
     await waitForStatus(page, 'reconnecting…');
     await screenshot(page, 'browser-reconnecting');
 
-    second = await startHerald(args);
+    second = await spawnHerald(args);
     assert.equal(second.url, first.url, 'the new server is at the same address');
     await waitForStatus(page, 'connected');
     const afterRestart = await trigger(second.url, { data: { after: 'the restart' } });
@@ -203,7 +197,7 @@ test("the page's EventSource reconnects by itself after the server restarts, and
     assert.deepEqual(errors, [], 'no errors on the page');
   } finally {
     await context.close();
-    for (const herald of [first, second]) if (herald !== undefined && herald.child.exitCode === null) await stopChild(herald, 'SIGKILL');
+    for (const herald of [first, second]) if (herald !== undefined && herald.child.exitCode === null) await stopHerald(herald, 'SIGKILL');
   }
 });
 
@@ -240,7 +234,9 @@ test('a screenshot of the page with a few events (docs/page.png)', { skip }, asy
     await screenshot(page, 'page');
     // docs/page.png is the README's picture: written when missing, or when asked to refresh it.
     if (!existsSync(DOCS_SCREENSHOT) || process.env.HERALD_UPDATE_SCREENSHOT === '1') await page.screenshot({ path: DOCS_SCREENSHOT });
-    assert.ok(existsSync(DOCS_SCREENSHOT));
+    // The README's picture is a screenshot of this page, at this viewport.
+    assert.match(README, /\]\(docs\/page\.png\)/, 'the README shows docs/page.png');
+    assert.deepEqual(pngSize(DOCS_SCREENSHOT), { width: 1200, height: 700 }, 'docs/page.png is a screenshot of the page at its viewport');
     assert.deepEqual(errors, [], 'no errors on the page');
   } finally {
     await context.close();
@@ -366,7 +362,8 @@ test('the dashboard shows live counters, topics, subscribers and a tail of event
     await page.evaluate(() => document.activeElement?.blur());
     await screenshot(page, 'dashboard');
     if (!existsSync(DOCS_DASHBOARD) || process.env.HERALD_UPDATE_SCREENSHOT === '1') await page.screenshot({ path: DOCS_DASHBOARD, fullPage: true });
-    assert.ok(existsSync(DOCS_DASHBOARD));
+    assert.match(README, /\]\(docs\/dashboard\.png\)/, 'the README shows docs/dashboard.png');
+    assert.equal(pngSize(DOCS_DASHBOARD).width, 1280, 'docs/dashboard.png is a full-page screenshot of the dashboard at its viewport width');
     assert.deepEqual(errors, [], 'no errors on the page');
   } finally {
     for (const tap of taps) tap.close();

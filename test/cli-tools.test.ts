@@ -14,7 +14,7 @@ import { mintToken } from '../src/auth/index.js';
 import type { CommandIO, CommandOutput } from '../src/cli/client.js';
 import { PUBLISH_HELP, publishCommand } from '../src/cli/publish.js';
 import { reconnectDelay, TAIL_HELP, tailCommand } from '../src/cli/tail.js';
-import { CLI_PATH, freePort, spawnHerald, SseTap, startHub, trigger, Waiters, withHub, type HeraldProcess } from './helpers.js';
+import { CLI_PATH, freePort, spawnHerald, SseTap, startHub, trigger, Waiters, withHub, type HeraldProcess } from './support/helpers.js';
 
 const SECRET = 'cli-tools-test-secret-of-at-least-32-bytes';
 const ID = /^\d+-\d+$/;

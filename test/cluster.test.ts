@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
-import { seededRandom, sleep, spawnHerald, SseTap, type HeraldProcess } from './helpers.js';
-import { redisSkip, startRedis, type TestRedis } from './redis-server.js';
+import { seededRandom, sleep, spawnHerald, SseTap, type HeraldProcess } from './support/helpers.js';
+import { redisSkip, startRedis, type TestRedis } from './support/redis-server.js';
 
 const TOPICS = ['news', 'orders/eu', 'orders/us', 'chat'];
 

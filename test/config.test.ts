@@ -11,7 +11,7 @@ import { parseCommandLine } from '../src/cli/args.js';
 import { cliDefaults, formatDefault, OPTION_SPECS, resolveOptions, type HeraldOptions } from '../src/config/options.js';
 import { formatDuration, formatSize, parseDuration, parseSize } from '../src/config/units.js';
 import { HeraldError } from '../src/errors.js';
-import { CLI_PATH, freePort, spawnHerald } from './helpers.js';
+import { CLI_PATH, freePort, spawnHerald } from './support/helpers.js';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

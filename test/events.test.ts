@@ -7,48 +7,18 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { EventSource } from 'eventsource';
 import { createHub, MemoryEventLog, type EventDraft, type EventLog, type ReadPage, type ReadRequest, type StoredEvent } from '../src/index.js';
-import { SseTap, sleep, trigger, withHub } from './helpers.js';
+import { compareIds, health, RawSocket, Recorder, SseTap, trigger, withHub } from './support/helpers.js';
 
 // ---------------------------------------------------------------------------
 // Local helpers
-
-/** Ids are documented as `<ms>-<seq>`: compare both parts numerically. */
-function parseId(id: string): [bigint, bigint] {
-  const match = /^(\d+)-(\d+)$/.exec(id);
-  assert.ok(match, `id ${JSON.stringify(id)} has the documented <ms>-<seq> shape`);
-  return [BigInt(match[1]!), BigInt(match[2]!)];
-}
-
-function compareIds(a: string, b: string): number {
-  const [am, as] = parseId(a);
-  const [bm, bs] = parseId(b);
-  if (am !== bm) return am < bm ? -1 : 1;
-  if (as !== bs) return as < bs ? -1 : 1;
-  return 0;
-}
 
 function assertStrictlyIncreasing(ids: readonly string[], what: string): void {
   for (let i = 1; i < ids.length; i++) {
     assert.ok(compareIds(ids[i - 1]!, ids[i]!) < 0, `${what}: id ${ids[i]} (#${i}) does not come after ${ids[i - 1]}`);
   }
-}
-
-/** Polls `condition` (bounded) until it holds. */
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, tries = 200, everyMs = 25): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await condition()) return;
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function health(url: string): Promise<any> {
-  const response = await fetch(`${url}/health`);
-  return response.json();
 }
 
 async function expectJsonError(response: Response, status: number, code: string): Promise<any> {
@@ -61,55 +31,6 @@ async function expectJsonError(response: Response, status: number, code: string)
   assert.equal(typeof body.error.message, 'string');
   assert.ok(body.error.message.length > 0, 'the error message is not empty');
   return body;
-}
-
-/** A GET on a raw socket that keeps every byte received. */
-class RawStream {
-  received = '';
-  private readonly waiters = new Set<() => void>();
-
-  private constructor(readonly socket: Socket) {}
-
-  static open(port: number, path: string, extraHeaders = ''): Promise<RawStream> {
-    return new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1');
-      const raw = new RawStream(socket);
-      socket.setEncoding('latin1');
-      socket.on('data', (chunk: string) => {
-        raw.received += chunk;
-        for (const waiter of raw.waiters) waiter();
-      });
-      socket.on('error', reject);
-      socket.on('connect', () => {
-        socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n${extraHeaders}\r\n`, 'latin1');
-        resolve(raw);
-      });
-    });
-  }
-
-  until(condition: (text: string) => boolean, what: string, timeoutMs = 5000): Promise<void> {
-    if (condition(this.received)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!condition(this.received)) return;
-        done();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.received)}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-    });
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
 }
 
 /** The events of a tap without the hub's comments, as [id, event, data]. */
@@ -137,10 +58,10 @@ test('GET /events answers 200 with the exact stream headers', async () => {
 
 test('raw socket: headers and the first line (retry and a comment) arrive before any event is published', async () => {
   await withHub({ retry: 3000 }, async (hub) => {
-    const raw = await RawStream.open(hub.port, '/events');
+    const raw = await RawSocket.send(hub.port, `GET /events HTTP/1.1\r\nHost: 127.0.0.1:${hub.port}\r\nAccept: text/event-stream\r\n\r\n`);
     try {
       // Nothing is published in this test: whatever arrives is flushed at once by the hub itself.
-      await raw.until((text) => /\r\n\r\n[^]*\n:[^\n]*\n\n/.test(text), 'headers and the first body bytes');
+      await raw.until((text) => /\r\n\r\n[^]*\n:[^\n]*\n\n/.test(text), 'headers and the first body bytes', 5000);
       const [head = '', body = ''] = raw.received.split('\r\n\r\n', 2);
       const [statusLine, ...headerLines] = head.split('\r\n');
       assert.equal(statusLine, 'HTTP/1.1 200 OK');
@@ -474,14 +395,15 @@ class GatedLog implements EventLog {
   readonly shared = false;
   private readonly inner = new MemoryEventLog({ capacity: 1000 });
   gate: Promise<void> | undefined;
-  reads = 0;
+  /** Every read asked of the log, as it starts. */
+  readonly reads = new Recorder<ReadRequest>();
 
   append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
     return this.inner.append(drafts);
   }
 
   async read(request: ReadRequest): Promise<ReadPage> {
-    this.reads++;
+    this.reads.push(request);
     if (this.gate !== undefined) await this.gate;
     return this.inner.read(request);
   }
@@ -509,7 +431,7 @@ test('race: events published while the history read is under way are delivered o
     let release!: () => void;
     log.gate = new Promise<void>((resolve) => (release = resolve));
     tap = await SseTap.open(url, '/events', { 'Last-Event-ID': before[0]! });
-    await waitFor(() => log.reads === 1, 'the resume read to start');
+    await log.reads.untilCount(1, 'the resume read to start');
     // Published after the subscription exists but before the log answers: they are both live and in the read.
     const during = (await herald.publish([{ data: 'd' }, { topic: 'x/2', data: 'e' }])).map((p) => p.id);
     release();
@@ -570,7 +492,7 @@ test('heartbeat: an idle stream gets comment lines, and the eventsource client s
   await withHub({ heartbeat: 100 }, async (hub) => {
     const tap = await SseTap.open(hub.url);
     const es = new EventSource(`${hub.url}/events`);
-    const seen: string[] = [];
+    const seen = new Recorder<string>();
     es.onmessage = (event) => seen.push(`message:${event.data}`);
     es.addEventListener('heartbeat', () => seen.push('heartbeat-event'));
     try {
@@ -584,10 +506,10 @@ test('heartbeat: an idle stream gets comment lines, and the eventsource client s
       assert.match(tap.raw, /\n: heartbeat\n/, 'a heartbeat is the comment line ": heartbeat"');
       assert.doesNotMatch(tap.raw, /^(data|id|event):/m);
       // The EventSource has been idle as long: it saw nothing; a real event then arrives alone.
-      assert.deepEqual(seen, []);
+      assert.deepEqual(seen.items, []);
       const published = await trigger(hub.url, { data: 'real' });
-      await waitFor(() => seen.length >= 1, 'the real event');
-      assert.deepEqual(seen, ['message:"real"']);
+      await seen.untilCount(1, 'the real event');
+      assert.deepEqual(seen.items, ['message:"real"']);
       assert.equal(es.readyState, EventSource.OPEN);
       await tap.until(() => tap.events.length >= 1, 'the tap to see the event');
       assert.equal(tap.events[0]?.id, published.body.id);
@@ -600,14 +522,24 @@ test('heartbeat: an idle stream gets comment lines, and the eventsource client s
 
 test('heartbeat 0 turns heartbeats off: an idle stream stays silent after the greeting', async () => {
   await withHub({ heartbeat: 0 }, async (hub) => {
-    const tap = await SseTap.open(hub.url);
-    try {
-      await tap.until(() => tap.raw.includes('\n\n'), 'the greeting');
-      await sleep(300);
-      assert.equal(tap.comments.filter((c) => c.trim() === 'heartbeat').length, 0, 'heartbeat 0 turns heartbeats off');
-    } finally {
-      tap.close();
-    }
+    // A hub beside it with heartbeats every 50 ms is the clock: while it sends three, the silent hub sends none.
+    await withHub({ heartbeat: 50 }, async (clock) => {
+      const tap = await SseTap.open(hub.url);
+      const ticking = await SseTap.open(clock.url);
+      try {
+        await tap.until(() => tap.raw.includes('\n\n'), 'the greeting');
+        const heartbeats = (t: SseTap): number => t.comments.filter((c) => c.trim() === 'heartbeat').length;
+        await ticking.until(() => heartbeats(ticking) >= 3, 'three heartbeats on the hub with heartbeat 50');
+        // Then an event: anything the silent hub had written meanwhile arrived before it.
+        const published = await trigger(hub.url, { data: 'after the wait' });
+        await tap.untilId(published.body.id, 'the event after the wait');
+        assert.equal(heartbeats(tap), 0, 'heartbeat 0 turns heartbeats off');
+        assert.equal(tap.raw.slice(0, tap.raw.indexOf('id: ')), tap.raw.slice(0, tap.raw.indexOf('\n\n') + 2), 'nothing between the greeting and the event');
+      } finally {
+        tap.close();
+        ticking.close();
+      }
+    });
   });
 });
 
@@ -634,7 +566,8 @@ test('max-connections: the 4th stream gets 503 with Retry-After and a JSON error
       }
 
       taps[0]!.close();
-      await waitFor(async () => (await health(hub.url)).connections === 2, 'the closed stream to be forgotten');
+      await hub.watch.until(() => hub.watch.closedFor('client-closed') === 1, 'the closed stream to be forgotten');
+      assert.equal((await health(hub.url)).connections, 2, '/health counts the closed stream out');
       extra = await SseTap.open(hub.url);
       assert.equal(extra.status, 200, 'a new stream is accepted after one closed');
       const next = await trigger(hub.url, { data: 'for the new one' });
@@ -689,7 +622,7 @@ async function trackedHub(options: Parameters<typeof createHub>[0]): Promise<{
   };
 }
 
-function listenAll(es: EventSource, types: string[], into: Received[]): void {
+function listenAll(es: EventSource, types: string[], into: Recorder<Received>): void {
   es.onmessage = (event) => into.push({ type: 'message', id: event.lastEventId, data: event.data });
   for (const type of types) {
     es.addEventListener(type, (event) => into.push({ type, id: event.lastEventId, data: event.data }));
@@ -699,7 +632,7 @@ function listenAll(es: EventSource, types: string[], into: Received[]): void {
 test('eventsource client: named events via addEventListener, default ones via onmessage; reconnects with Last-Event-ID and misses nothing', async () => {
   const hub = await trackedHub({ retry: 100 });
   const es = new EventSource(`${hub.url}/events`);
-  const got: Received[] = [];
+  const got = new Recorder<Received>();
   listenAll(es, ['greeting', 'herald-resync'], got);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -708,8 +641,8 @@ test('eventsource client: named events via addEventListener, default ones via on
     });
     const first = await trigger(hub.url, { event: 'greeting', data: { hello: 'world' } });
     const second = await hub.herald.publish({ data: 'plain' });
-    await waitFor(() => got.length >= 2, 'the first two events');
-    assert.deepEqual(got, [
+    await got.untilCount(2, 'the first two events');
+    assert.deepEqual(got.items, [
       { type: 'greeting', id: first.body.id, data: '{"hello":"world"}' },
       { type: 'message', id: second.id, data: '"plain"' },
     ]);
@@ -723,13 +656,13 @@ test('eventsource client: named events via addEventListener, default ones via on
       { event: 'greeting', data: 'while away 3' },
     ]);
     await opened;
-    await waitFor(() => got.length >= 5, 'the events published while away');
+    await got.untilCount(5, 'the events published while away');
     assert.equal(hub.streams.length, 2, 'the client reconnected once');
     assert.equal(hub.streams[1]!.lastEventId, second.id, 'the reconnect carries Last-Event-ID = the last id received');
     const live = await hub.herald.publish({ event: 'greeting', data: 'live again' });
-    await waitFor(() => got.length >= 6, 'the live event after the reconnect');
+    await got.untilCount(6, 'the live event after the reconnect');
     assert.deepEqual(
-      got.map((e) => [e.type, e.id, e.data]),
+      got.items.map((e) => [e.type, e.id, e.data]),
       [
         ['greeting', first.body.id, '{"hello":"world"}'],
         ['message', second.id, '"plain"'],
@@ -750,13 +683,13 @@ test('eventsource client: a first connection resumes with ?lastEventId= (EventSo
   const hub = await trackedHub({});
   const ids = (await hub.herald.publish([{ data: 1 }, { data: 2 }, { data: 3 }])).map((p) => p.id);
   const es = new EventSource(`${hub.url}/events?lastEventId=${encodeURIComponent(ids[0]!)}`);
-  const got: Received[] = [];
+  const got = new Recorder<Received>();
   listenAll(es, ['herald-resync'], got);
   try {
-    await waitFor(() => got.length >= 2, 'the replayed events');
+    await got.untilCount(2, 'the replayed events');
     const live = await hub.herald.publish({ data: 4 });
-    await waitFor(() => got.length >= 3, 'the live event');
-    assert.deepEqual(got.map((e) => [e.type, e.id, e.data]), [
+    await got.untilCount(3, 'the live event');
+    assert.deepEqual(got.items.map((e) => [e.type, e.id, e.data]), [
       ['message', ids[1], '2'],
       ['message', ids[2], '3'],
       ['message', live.id, '4'],
@@ -773,13 +706,13 @@ test('eventsource client with a custom fetch sending Last-Event-ID resumes the s
   const es = new EventSource(`${hub.url}/events`, {
     fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, 'Last-Event-ID': ids[1]! } }),
   });
-  const got: Received[] = [];
+  const got = new Recorder<Received>();
   listenAll(es, ['herald-resync'], got);
   try {
-    await waitFor(() => got.length >= 1, 'the replayed event');
+    await got.untilCount(1, 'the replayed event');
     const live = await hub.herald.publish({ data: 4 });
-    await waitFor(() => got.length >= 2, 'the live event');
-    assert.deepEqual(got.map((e) => [e.type, e.id, e.data]), [
+    await got.untilCount(2, 'the live event');
+    assert.deepEqual(got.items.map((e) => [e.type, e.id, e.data]), [
       ['message', ids[2], '3'],
       ['message', live.id, '4'],
     ]);

@@ -12,50 +12,18 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { freePort, rssOf, seededRandom, spawnHerald, SseTap, trigger, type HeraldProcess } from './helpers.js';
+import { compareIds, freePort, health, isRunning, killHeralds, pollUntil, pool, rssOf, seededRandom, spawnHerald, SseTap, stopHerald, trigger, within } from './support/helpers.js';
 
 const MB = 1024 * 1024;
 
 // ---------------------------------------------------------------------------
 // Helpers local to these tests
 
-const children = new Set<HeraldProcess>();
 const sockets = new Set<Socket>();
 
-async function startHerald(args: string[]): Promise<HeraldProcess> {
-  const herald = await spawnHerald(args);
-  children.add(herald);
-  void herald.exited.then(() => children.delete(herald));
-  return herald;
-}
-
-function isRunning(herald: HeraldProcess): boolean {
-  return herald.child.exitCode === null && herald.child.signalCode === null;
-}
-
-/** Resolves with `promise`, or with `fallback` after `ms` (the timer does not hold the process). */
-function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(fallback), ms);
-    timer.unref();
-    void promise.then((value) => {
-      clearTimeout(timer);
-      resolve(value);
-    });
-  });
-}
-
-/** Sends `signal` and waits (at most 10 s) for the exit code; a process still running then is killed. */
-async function stop(herald: HeraldProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | string> {
-  if (isRunning(herald)) herald.child.kill(signal);
-  const code = await within(herald.exited, 10_000, 'still running after 10 s' as const);
-  if (code === 'still running after 10 s') herald.child.kill('SIGKILL');
-  return code;
-}
-
-after(async () => {
+after(() => {
   for (const socket of sockets) socket.destroy();
-  await Promise.all([...children].map((herald) => stop(herald, 'SIGKILL')));
+  killHeralds();
 });
 
 interface Health {
@@ -65,41 +33,14 @@ interface Health {
   published: number;
 }
 
-async function health(url: string): Promise<Health> {
-  const response = await fetch(`${url}/health`);
-  return (await response.json()) as Health;
-}
-
-/** Polls `probe` until `accept` holds (at most `attempts` × 50 ms); returns the last value either way. */
-async function pollUntil<T>(probe: () => Promise<T>, accept: (value: T) => boolean, attempts = 200): Promise<T> {
-  let value = await probe();
-  for (let i = 0; i < attempts && !accept(value); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    value = await probe();
-  }
-  return value;
-}
-
-/** Ids are `<ms>-<seq>`; compares them as numbers. */
-function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
-  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
-  if (am !== bm) return am < bm ? -1 : 1;
-  return as === bs ? 0 : as < bs ? -1 : 1;
+/** `/health` of a server in another process, until `accept` holds: nothing there tells this process when it changes. */
+function healthWhen(url: string, accept: (h: Health) => boolean, what: string): Promise<Health> {
+  return pollUntil(() => health(url) as Promise<Health>, accept, what);
 }
 
 function assertIdShape(id: unknown): asserts id is string {
   assert.equal(typeof id, 'string');
   assert.match(id as string, /^\d+-\d+$/, `id ${String(id)} has the <ms>-<seq> shape`);
-}
-
-/** Runs `work(0..count-1)` with at most `concurrency` calls under way. */
-async function pool(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < count) await work(next++);
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
 /**
@@ -239,7 +180,7 @@ function halfSentPublish(port: number, body: string): Promise<{ finish: () => vo
 
 test('a subscriber that never reads is dropped while 50 MB are published; memory stays bounded and the others get every event', async () => {
   // A small history, so what the server legitimately keeps (history) is small next to what a leak would keep.
-  const herald = await startHerald(['--max-buffer', '1mb', '--history', '16', '--heartbeat', '0']);
+  const herald = await spawnHerald(['--max-buffer', '1mb', '--history', '16', '--heartbeat', '0']);
   const pid = herald.child.pid!;
   const filler = 'x'.repeat(100_000);
   const PUBLISHES = 500; // 500 × 100 KB = 50 MB
@@ -267,7 +208,7 @@ test('a subscriber that never reads is dropped while 50 MB are published; memory
   await Promise.all(taps.map((tap) => tap.waitForEvents(WARMUP, 20_000)));
 
   const slow = await rawSubscriber(herald.port, '/events', {}, false);
-  const before = await pollUntil(() => health(herald.url), (h) => h.connections === 4);
+  const before = await healthWhen(herald.url, (h) => h.connections === 4, 'the slow subscriber to be counted');
   assert.equal(before.connections, 4, 'three readers and the slow subscriber are connected');
   assert.equal(before.dropped, 0);
   const baseline = await rssOf(pid);
@@ -288,14 +229,14 @@ test('a subscriber that never reads is dropped while 50 MB are published; memory
   assert.ok(growth < 20 * MB, `RSS grew by ${(growth / MB).toFixed(1)} MB while 50 MB were published (bound: 20 MB)`);
 
   // The slow subscriber was disconnected by the server, nobody else was.
-  const afterwards = await pollUntil(() => health(herald.url), (h) => h.connections === 3);
+  const afterwards = await healthWhen(herald.url, (h) => h.connections === 3, 'the slow subscriber to be gone');
   assert.equal(afterwards.connections, 3, 'only the slow subscriber is gone');
   assert.ok(afterwards.dropped >= 1, `dropped counter: ${afterwards.dropped}`);
   assert.equal(afterwards.dropped, 1, 'none of the readers was dropped');
 
   // Every reader got every event, in id order, with its own data.
   const expected = [...ackedIds].sort(compareIds);
-  assert.equal(expected.length, total);
+  assert.equal(new Set(ackedIds).size, total, 'every publish was answered with an id of its own');
   for (const [n, tap] of taps.entries()) {
     assert.deepEqual(
       tap.events.map((event) => event.id),
@@ -314,17 +255,17 @@ test('a subscriber that never reads is dropped while 50 MB are published; memory
   slow.on('error', () => {});
   slow.resume();
   slow.on('data', () => {});
-  assert.equal(await within(closed.then(() => 'closed'), 10_000, 'open'), 'closed', 'the server ended the slow subscriber’s connection');
+  await within(closed, 'the server to end the slow subscriber’s connection');
 
   assert.ok(isRunning(herald), `server still running; output: ${herald.output()}`);
-  assert.equal(await stop(herald), 0);
+  assert.equal(await stopHerald(herald), 0);
 });
 
 test('200 clients disconnecting abruptly while events are published: the server survives and keeps serving', async () => {
   const seed = Number(process.env.HERALD_FAULT_SEED ?? Date.now() % 1_000_000);
   console.log(`# abrupt disconnects: seed ${seed} (set HERALD_FAULT_SEED to replay)`);
   const random = seededRandom(seed);
-  const herald = await startHerald(['--heartbeat', '0', '--history', '1000']);
+  const herald = await spawnHerald(['--heartbeat', '0', '--history', '1000']);
   const all = await SseTap.open(herald.url);
   const topical = await SseTap.open(herald.url, '/events?topic=load/**');
 
@@ -335,7 +276,7 @@ test('200 clients disconnecting abruptly while events are published: the server 
   const early = await Promise.all(
     Array.from({ length: CLIENTS - LATE }, (_, n) => rawSubscriber(herald.port, paths[n % paths.length], {}, n % 3 !== 2)),
   );
-  const connected = await pollUntil(() => health(herald.url), (h) => h.connections === 2 + early.length);
+  const connected = await healthWhen(herald.url, (h) => h.connections === 2 + early.length, 'every early client to be counted');
   assert.equal(connected.connections, 2 + early.length);
 
   type Kill = (socket: Socket) => void;
@@ -389,7 +330,7 @@ test('200 clients disconnecting abruptly while events are published: the server 
   });
 
   // Every client that went away is forgotten; the two survivors remain.
-  const settled = await pollUntil(() => health(herald.url), (h) => h.connections === 2);
+  const settled = await healthWhen(herald.url, (h) => h.connections === 2, 'every client that went away to be forgotten');
   assert.equal(settled.connections, 2, 'connections return to the two surviving subscribers');
   assert.ok(isRunning(herald), `the server is still running; output: ${herald.output()}`);
   assert.doesNotMatch(herald.output(), /error|uncaught|unhandled/i, 'the server logged no error');
@@ -409,20 +350,21 @@ test('200 clients disconnecting abruptly while events are published: the server 
   );
   for (const event of all.events) assert.equal((JSON.parse(event.data) as { filler: string }).filler, filler);
 
-  // And it still takes new subscribers and publishes.
+  // And it still takes new subscribers and publishes; this last event is also the survivors' sentinel:
+  // what they hold when it arrives is all they got.
   const fresh = await SseTap.open(herald.url);
   const last = await trigger(herald.url, { event: 'after', data: 'still here' });
   assert.equal(last.status, 202);
   await fresh.waitForEvents(1);
-  await all.waitForEvents(expected.length + 1);
+  assert.deepEqual((await all.untilId(last.body.id, 'the last event')).map((event) => event.id), expected, 'nothing more reached the survivor');
   assert.deepEqual(fresh.events[0], { id: last.body.id, event: 'after', data: '"still here"' });
   for (const tap of [all, topical, fresh]) tap.close();
-  assert.equal(await stop(herald), 0);
+  assert.equal(await stopHerald(herald), 0);
 });
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`${signal} with open streams: every stream ends cleanly after the acknowledged publishes, exit code 0`, async () => {
-    const herald = await startHerald(['--heartbeat', '0', '--max-buffer', '64mb']);
+    const herald = await spawnHerald(['--heartbeat', '0', '--max-buffer', '64mb']);
     const taps = await Promise.all(Array.from({ length: 5 }, () => StreamTap.open(herald.url, '/events?topic=live/**')));
     for (const tap of taps) assert.equal(tap.status, 200);
 
@@ -447,18 +389,14 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     assert.equal((await health(herald.url)).connections, 6);
 
     herald.child.kill(signal);
-    const received = await pollUntil(
-      async () => herald.output(),
-      (output) => output.includes(`received ${signal}`),
-    );
-    assert.match(received, new RegExp(`received ${signal}`), 'the server noticed the signal');
+    await herald.untilOutput(`received ${signal}`, 'the server to notice the signal');
     inFlight.finish();
     const answer = await inFlight.response;
     assert.equal(answer.status, 202, `the publish under way is finished: ${JSON.stringify(answer.body)}`);
     assertIdShape(answer.body.id);
     acked.push({ id: answer.body.id, data: JSON.stringify(inFlightBody.data) });
 
-    const code = await within(herald.exited, 10_000, 'still running after 10 s');
+    const code = await within(herald.exited, `herald to exit after ${signal}`);
     assert.equal(code, 0, `exit code; output: ${herald.output()}`);
 
     for (const [n, tap] of taps.entries()) {
@@ -476,7 +414,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 
 test('ids after a restart on the same port are all greater; resuming with an old id gets herald-resync, then the new events', async () => {
   const port = await freePort();
-  const first = await startHerald(['--port', String(port), '--heartbeat', '0']);
+  const first = await spawnHerald(['--port', String(port), '--heartbeat', '0']);
   assert.equal(first.port, port);
   const oldIds: string[] = [];
   for (let i = 0; i < 5; i++) {
@@ -486,9 +424,9 @@ test('ids after a restart on the same port are all greater; resuming with an old
     oldIds.push(published.body.id);
   }
   const lastOld = oldIds[oldIds.length - 1]!;
-  assert.equal(await stop(first), 0);
+  assert.equal(await stopHerald(first), 0);
 
-  const second = await startHerald(['--port', String(port), '--heartbeat', '0']);
+  const second = await spawnHerald(['--port', String(port), '--heartbeat', '0']);
   assert.equal(second.port, port, 'the new server listens on the same port');
   const newEvents: { id: string; data: string }[] = [];
   for (let i = 0; i < 5; i++) {
@@ -526,5 +464,5 @@ test('ids after a restart on the same port are all greater; resuming with an old
     for (const event of rest) assert.ok(!oldIds.includes(event.id!), `no old-numbered event (${event.id})`);
     tap.close();
   }
-  assert.equal(await stop(second), 0);
+  assert.equal(await stopHerald(second), 0);
 });

@@ -14,7 +14,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { EventSource } from 'eventsource';
 import { Hono } from 'hono';
 import { createHub, type Herald } from '../src/index.js';
-import { SseTap, trigger, Waiters } from './helpers.js';
+import { SseTap, trigger, Waiters } from './support/helpers.js';
 
 const LOOPBACK = { remoteAddress: '127.0.0.1' };
 

@@ -4,40 +4,31 @@
  */
 
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { test } from 'node:test';
-import { rawRequest, SseTap, sleep, startHub, trigger } from './helpers.js';
+import { rawRequest, RawSocket, SseTap, sleep, startHub, trigger } from './support/helpers.js';
 
-/** Writes `text` one byte at a time, then collects the answer until the server closes or `waitMs` passes. */
-function trickle(port: number, text: string, waitMs = 1500): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let received = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (received += chunk));
-    socket.on('error', reject);
-    socket.on('connect', async () => {
-      for (const byte of text) {
-        socket.write(byte, 'latin1');
-        await sleep(1);
-      }
-      setTimeout(() => {
-        socket.destroy();
-        resolve(received);
-      }, waitMs);
-    });
-  });
+/** Connects and writes `text` one byte at a time (1 ms apart: pacing, so the server sees many reads). */
+async function trickle(port: number, text: string): Promise<RawSocket> {
+  const raw = await RawSocket.connect(port);
+  for (const byte of text) {
+    await raw.write(byte);
+    await sleep(1);
+  }
+  return raw;
 }
 
 test('a subscription sent one byte at a time is served, and receives events', async () => {
   const hub = await startHub();
   try {
-    const answer = trickle(hub.port, 'GET /events?topic=a HTTP/1.1\r\nHost: x\r\n\r\n');
-    await sleep(400);
+    const raw = await trickle(hub.port, 'GET /events?topic=a HTTP/1.1\r\nHost: x\r\n\r\n');
+    // The greeting is written when the hub takes the stream: from then on it receives what is published.
+    await raw.untilIncludes(': connected\n\n');
+    assert.equal(hub.watch.connections, 1, 'the trickled request is a stream');
     await hub.herald.publish({ topic: 'a', data: 'hello' });
-    const text = await answer;
-    assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
-    assert.match(text, /\r\n\r\nretry: \d+\n: connected\n\n[^]*data: "hello"\n\n$/);
+    await raw.untilIncludes('data: "hello"\n\n');
+    raw.close();
+    assert.match(raw.received, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(raw.received, /\r\n\r\nretry: \d+\n: connected\n\nid: \d+-\d+\ndata: "hello"\n\n$/);
   } finally {
     await hub.close();
   }
@@ -47,13 +38,17 @@ test('a publish sent one byte at a time goes to the HTTP server and is answered 
   const hub = await startHub();
   try {
     const body = '{"data":1}';
-    const answer = await trickle(
+    const raw = await trickle(
       hub.port,
       `POST /trigger HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-      300,
     );
+    // Connection: close: the server ends the connection after its answer.
+    await raw.untilClosed();
+    const answer = raw.received;
     assert.match(answer, /^HTTP\/1\.1 202 Accepted\r\n/);
-    assert.match(answer, /\{"id":"\d+-\d+"\}$/);
+    const id = /\{"id":"(\d+-\d+)"\}$/.exec(answer)?.[1];
+    assert.ok(id !== undefined, `the answer ends with the id: ${JSON.stringify(answer)}`);
+    assert.deepEqual(hub.watch.published, [id], 'the publish was stored, once');
   } finally {
     await hub.close();
   }
@@ -62,14 +57,17 @@ test('a publish sent one byte at a time goes to the HTTP server and is answered 
 test('GET /events with a body, or with a pipelined request behind it, is left to the HTTP server and still works', async () => {
   const hub = await startHub();
   try {
-    const withBody = rawRequest(hub.port, 'GET /events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi', { waitMs: 600 });
-    const pipelined = rawRequest(hub.port, 'GET /events HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n', { waitMs: 600 });
-    await sleep(200);
+    const withBody = await RawSocket.send(hub.port, 'GET /events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi');
+    const pipelined = await RawSocket.send(hub.port, 'GET /events HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    // Both are streams once the hub has greeted them.
+    for (const raw of [withBody, pipelined]) await raw.untilIncludes(': connected\n\n');
     const { body } = await trigger(hub.url, { data: 'both' });
-    for (const answer of [await withBody, await pipelined]) {
-      assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
-      assert.match(answer, /content-type: text\/event-stream; charset=utf-8/i);
-      assert.match(answer, new RegExp(`id: ${body.id}\\ndata: "both"\\n\\n`));
+    for (const raw of [withBody, pipelined]) {
+      await raw.untilIncludes(`id: ${body.id}\ndata: "both"\n\n`);
+      raw.close();
+      assert.match(raw.received, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(raw.received, /content-type: text\/event-stream; charset=utf-8/i);
+      assert.match(raw.received, new RegExp(`id: ${body.id}\\ndata: "both"\\n\\n`));
     }
   } finally {
     await hub.close();
@@ -129,13 +127,19 @@ test('basePath applies on both paths', async () => {
 test('a client that never finishes its request head is not a stream and does not count as one', async () => {
   const hub = await startHub();
   try {
-    const socket = connect(hub.port, '127.0.0.1');
-    socket.on('error', () => {});
-    await new Promise((resolve) => socket.once('connect', resolve));
-    socket.write('GET /events HTTP/1.1\r\nHost: x\r\n');
-    await sleep(200);
-    assert.equal(hub.herald.counters().connections, 0);
-    socket.destroy();
+    const partial = await RawSocket.send(hub.port, 'GET /events HTTP/1.1\r\nHost: x\r\n');
+    // A complete subscription sent after it is served; the half head, sent first, is not.
+    const complete = await SseTap.open(hub.url);
+    await complete.until(() => complete.comments.some((comment) => comment.trim() === 'connected'), 'the greeting of the complete subscription');
+    assert.equal(hub.watch.connected, 1, 'only the complete request became a stream');
+    assert.equal(hub.herald.counters().connections, 1);
+    assert.equal(partial.received, '', 'the half head got no answer');
+    // The socket was alive and held: finishing its head makes it a stream.
+    await partial.write('\r\n');
+    await partial.untilIncludes(': connected\n\n');
+    assert.equal(hub.herald.counters().connections, 2, 'the head, once complete, is a stream');
+    partial.close();
+    complete.close();
   } finally {
     await hub.close();
   }

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { createHub } from '../src/index.js';
-import { startHub } from './helpers.js';
+import { startHub } from './support/helpers.js';
 
 /** Sends a raw request and resolves with the response head, as bytes (latin1), once it is complete. */
 function rawHead(port: number, request: string): Promise<string> {

@@ -34,7 +34,7 @@ import { after, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import fc from 'fast-check';
 import { ERROR_CATALOGUE, type ErrorCode } from '../src/errors.js';
-import { CLI_PATH, sleep, spawnHerald, SseTap, trigger, Waiters, type HeraldProcess } from './helpers.js';
+import { CLI_PATH, isRunning, killHeralds, pollUntil, pool, sleep, spawnHerald, SseTap, stopHerald, trigger, Waiters, type HeraldProcess } from './support/helpers.js';
 
 /** `--max-body` of the servers here: small, so random bodies cross it. */
 const MAX_BODY = 16 * 1024;
@@ -49,39 +49,20 @@ function runs(numRuns: number): { numRuns: number; seed?: number; includeErrorIn
 // ---------------------------------------------------------------------------
 // Servers and sockets, all cleaned up at the end
 
-const children = new Set<HeraldProcess>();
 const sockets = new Set<Socket>();
 
 after(() => {
   for (const socket of sockets) socket.destroy();
-  for (const herald of children) herald.child.kill('SIGKILL');
+  killHeralds();
 });
 
-async function startHerald(args: string[] = []): Promise<HeraldProcess> {
-  const herald = await spawnHerald(['--history', '100000', '--max-body', String(MAX_BODY), ...args]);
-  children.add(herald);
-  void herald.exited.then(() => children.delete(herald));
-  return herald;
+function startHerald(args: string[] = []): Promise<HeraldProcess> {
+  return spawnHerald(['--history', '100000', '--max-body', String(MAX_BODY), ...args]);
 }
 
-function isRunning(herald: HeraldProcess): boolean {
-  return herald.child.exitCode === null && herald.child.signalCode === null;
-}
-
-/** SIGTERM, then the exit code (SIGKILL and `'killed'` after 10 s). */
-async function stop(herald: HeraldProcess): Promise<number | string> {
-  if (!isRunning(herald)) return herald.exited;
-  herald.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'killed'>((resolve) => {
-    timer = setTimeout(() => {
-      herald.child.kill('SIGKILL');
-      resolve('killed');
-    }, 10_000);
-  });
-  const code = await Promise.race([herald.exited, timeout]);
-  clearTimeout(timer);
-  return code;
+/** SIGTERM, then the exit code (SIGKILL and a text saying so after 10 s). */
+function stop(herald: HeraldProcess): Promise<number | string> {
+  return stopHerald(herald);
 }
 
 interface Health {
@@ -100,14 +81,13 @@ async function health(herald: HeraldProcess): Promise<Health> {
   return { ...body, httpStatus: conn.status };
 }
 
-/** Polls `GET /health` until `accept` holds (at most ~5 s); returns the last answer either way. */
-async function healthWhen(herald: HeraldProcess, accept: (h: Health) => boolean): Promise<Health> {
-  let value = await health(herald);
-  for (let i = 0; i < 100 && !accept(value); i++) {
-    await sleep(50);
-    value = await health(herald);
-  }
-  return value;
+/**
+ * Polls `GET /health` until `accept` holds (bounded: 10 s), and fails
+ * naming `what` otherwise: nothing in another process tells this one when a
+ * count changes.
+ */
+function healthWhen(herald: HeraldProcess, accept: (h: Health) => boolean, what: string): Promise<Health> {
+  return pollUntil(() => health(herald), accept, what);
 }
 
 async function assertAlive(herald: HeraldProcess, context: string): Promise<void> {
@@ -127,15 +107,6 @@ async function socketsOf(pid: number): Promise<number | undefined> {
   }
   const links = await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
   return links.filter((link) => link.startsWith('socket:')).length;
-}
-
-/** Runs `work(0..count-1)` with at most `concurrency` calls under way. */
-async function pool(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < count) await work(next++);
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
 // ---------------------------------------------------------------------------
@@ -1115,9 +1086,11 @@ async function checkResume(conn: RawConnection, ledger: Ledger, selectors: reado
   const due = ledger.order
     .filter((id) => after(id) && ledger.drafts.get(id)!.hidden !== true && wants(selectors, ledger.drafts.get(id)!.topic))
     .map((id) => ledger.seen(id));
+  // Heartbeats go to live streams only, so the first one comes after whatever the resume sent: from then on,
+  // what the stream holds is all the resume will ever send (nothing is published meanwhile).
+  await conn.until(() => stream.comments.includes('heartbeat'), 'a heartbeat after the resume', 5_000);
   if (!placeable || (newest !== undefined && compareIds(key!, idKey(newest)!) > 0)) {
     // README: an id the hub cannot place (malformed, or newer than its newest event): "unknown", then live events only.
-    await conn.until(() => stream.events.length >= 1, 'herald-resync', 2_000).catch(() => {});
     assert.deepEqual(
       stream.events.map((event) => event.event),
       ['herald-resync'],
@@ -1126,8 +1099,6 @@ async function checkResume(conn: RawConnection, ledger: Ledger, selectors: reado
     assert.equal(resyncs()[0]!.reason, 'unknown', context());
   } else {
     // README: the retained events after the id that match the selectors, in order; an id older than history first gets "expired".
-    if (due.length > 0) await conn.until(() => replayed().length >= due.length, `${due.length} replayed events`, 2_000).catch(() => {});
-    else await sleep(15);
     assert.deepEqual(replayed(), due, `resuming replays exactly the events after the id\n${context()}`);
     assert.ok(resyncs().every((notice) => notice.reason === 'expired'), `only "expired" is possible for an id in range\n${context()}`);
   }
@@ -1138,7 +1109,8 @@ async function checkResume(conn: RawConnection, ledger: Ledger, selectors: reado
 }
 
 test('GET /events, random topic selectors, lastEventId queries and Last-Event-ID headers, through the front door and through Node: 200 streams or documented errors, exact replays', async (t) => {
-  const herald = await startHerald(['--heartbeat', '100ms']);
+  // Frequent heartbeats: each resume is checked once a heartbeat, which only a live stream gets, has followed it.
+  const herald = await startHerald(['--heartbeat', '20ms']);
   const ledger = new Ledger();
   const witness = await Witness.open(herald, ledger);
   // Some history to resume from, on a few topics and none.
@@ -1217,7 +1189,7 @@ test('GET /events, random topic selectors, lastEventId queries and Last-Event-ID
   t.diagnostic(`GET /events: ${tally}`);
   await assertAlive(herald, 'GET /events property');
   // Every stream opened by the property is gone: only the witness is counted.
-  const settled = await healthWhen(herald, (h) => h.connections === 1);
+  const settled = await healthWhen(herald, (h) => h.connections === 1, 'closed streams to be counted out (only the witness left)');
   assert.equal(settled.connections, 1, 'closed streams are no longer counted');
   await witness.check('GET /events property');
   witness.conn.close();
@@ -1247,6 +1219,8 @@ test('slowloris: 200 connections sending their heads one byte at a time (for 4 s
     closed: boolean;
   }
   const slow: Slow[] = [];
+  /** Told whenever a slow connection receives bytes or closes. */
+  const crowd = new Waiters();
   for (let i = 0; i < SLOW; i++) {
     // One in four is a publish: Node's HTTP server takes it after the first byte. The others stay with the front door.
     const kind = i % 4 === 3 ? 'trigger' : 'events';
@@ -1258,17 +1232,21 @@ test('slowloris: 200 connections sending their heads one byte at a time (for 4 s
     sockets.add(socket);
     const entry: Slow = { socket, head, honest: i % 10 === 0 || i % 20 === 3, kind, sent: 0, received: '', closed: false };
     socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (entry.received += chunk));
+    socket.on('data', (chunk: string) => {
+      entry.received += chunk;
+      crowd.notify();
+    });
     socket.on('error', () => {});
     socket.on('close', () => {
       entry.closed = true;
       sockets.delete(socket);
+      crowd.notify();
     });
     slow.push(entry);
   }
   const dribble = async (entry: Slow, i: number): Promise<void> => {
-    const interval = 200 + (i % 7) * 50; // 200-500 ms between bytes
-    await sleep(i % 50); // spread the writes
+    const interval = 200 + (i % 7) * 50; // pacing: 200-500 ms between bytes
+    await sleep(i % 50); // pacing: spread the writes
     // Bounded by time and by the head: never the last byte of the head.
     while (Date.now() < deadline && entry.sent < entry.head.indexOf('\r\n\r\n') && !entry.closed) {
       entry.socket.write(entry.head[entry.sent++]!, 'latin1');
@@ -1300,7 +1278,7 @@ test('slowloris: 200 connections sending their heads one byte at a time (for 4 s
     } finally {
       tap?.close();
     }
-    await sleep(20);
+    await sleep(20); // pacing: rounds of the normal client, not a busy loop
   }
   await dribblers;
 
@@ -1326,8 +1304,12 @@ test('slowloris: 200 connections sending their heads one byte at a time (for 4 s
   const honest = slow.filter((entry) => entry.honest);
   for (const entry of honest) entry.socket.write(entry.head.slice(entry.sent), 'latin1');
   for (const entry of honest) {
-    const ok = await waitFor(() => entry.kind === 'events' ? entry.received.includes(': connected\n\n') : entry.received.includes('\r\n\r\n{'), 5_000);
-    assert.ok(ok, `an honest slow ${entry.kind} client is served: ${JSON.stringify(entry.received.slice(0, 200))}`);
+    await crowd.until(
+      () => (entry.kind === 'events' ? entry.received.includes(': connected\n\n') : entry.received.includes('\r\n\r\n{')),
+      `an honest slow ${entry.kind} client to be served`,
+      5_000,
+      () => `it got ${JSON.stringify(entry.received.slice(0, 200))}${entry.closed ? ', then the server closed it' : ''}`,
+    );
     if (entry.kind === 'events') assert.match(entry.received, /^HTTP\/1\.1 200 /);
     else {
       assert.match(entry.received, /^HTTP\/1\.1 202 /);
@@ -1336,45 +1318,53 @@ test('slowloris: 200 connections sending their heads one byte at a time (for 4 s
     }
   }
   const honestStreams = honest.filter((entry) => entry.kind === 'events').length;
-  assert.equal((await healthWhen(herald, (h) => h.connections === 1 + honestStreams)).connections, 1 + honestStreams, 'the witness and the honest slow subscribers are streams');
+  assert.equal((await health(herald)).connections, 1 + honestStreams, 'the witness and the honest slow subscribers are streams');
 
   // The rest are cut by the client: the server lets go of everything.
   for (const entry of slow) entry.socket.destroy();
-  assert.equal((await healthWhen(herald, (h) => h.connections === 1)).connections, 1, 'only the witness is left');
+  assert.equal((await healthWhen(herald, (h) => h.connections === 1, 'only the witness to be left')).connections, 1, 'only the witness is left');
   await assertAlive(herald, 'slowloris');
   await witness.check('slowloris');
   witness.conn.close();
   assert.equal(await stop(herald), 0, `SIGTERM ends the server cleanly; output:\n${herald.output()}`);
 });
 
-/** Polls `condition` every 10 ms; false after `timeoutMs`. */
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) return false;
-    await sleep(10);
-  }
-  return true;
-}
-
 // ---------------------------------------------------------------------------
 // A flood of aborted requests
 
-/** Opens a connection, runs `script` on it, and resolves once it is closed. */
-function aborted(port: number, script: (socket: Socket, received: () => string) => Promise<void> | void): Promise<void> {
+/** Waits, in a script, until the connection has received `text`; fails after `timeoutMs`. */
+type Awaiting = (text: string, timeoutMs?: number) => Promise<void>;
+
+/**
+ * Opens a connection, runs `script` on it, and resolves once it is closed;
+ * a script whose wait failed is reported in `failures`, and its connection destroyed.
+ */
+function aborted(port: number, script: (socket: Socket, received: Awaiting) => Promise<void> | void, failures: string[]): Promise<void> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     sockets.add(socket);
     let received = '';
+    const arrived = new Waiters();
     socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (received += chunk));
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      arrived.notify();
+    });
     socket.on('error', () => {});
     socket.on('close', () => {
       sockets.delete(socket);
+      arrived.notify();
       resolve();
     });
+    const awaiting: Awaiting = (text, timeoutMs = 8_000) =>
+      arrived.until(() => received.includes(text) || socket.destroyed, JSON.stringify(text), timeoutMs, () => `got ${JSON.stringify(received.slice(0, 200))}`).then(() => {
+        if (!received.includes(text)) throw new Error(`the connection closed before ${JSON.stringify(text)} arrived; got ${JSON.stringify(received.slice(0, 200))}`);
+      });
     socket.on('connect', () => {
-      Promise.resolve(script(socket, () => received)).catch(() => socket.destroy());
+      Promise.resolve(script(socket, awaiting)).catch((error: Error) => {
+        failures.push(error.message);
+        socket.destroy();
+      });
     });
     // Never wait for ever on one connection.
     setTimeout(() => socket.destroy(), 10_000).unref();
@@ -1387,23 +1377,24 @@ function written(socket: Socket, text: string): Promise<void> {
 
 test('a flood of 480 aborted requests (half-sent publishes, heads cut after the request line, streams reset at once): no stream, event, socket or crash is left behind', async (t) => {
   const herald = await startHerald(['--heartbeat', '0']);
+  // The server's own sockets (listening, stdio), before any client: then come the two subscribers, and nothing of the flood may stay.
+  const ownSockets = await socketsOf(herald.child.pid!);
   const ledger = new Ledger();
   const witness = await Witness.open(herald, ledger);
   const topical = await SseTap.open(herald.url, '/events?topic=flood/**');
-  const before = await healthWhen(herald, (h) => h.connections === 2);
+  const before = await health(herald);
   assert.equal(before.connections, 2, 'two real subscribers');
-  await sleep(100);
-  const socketsBefore = await socketsOf(herald.child.pid!);
+  const socketsBefore = ownSockets === undefined ? undefined : ownSockets + 2;
 
   const body = `{"event":"flood","topic":"flood/1","data":"${'x'.repeat(2000)}"}`;
   const half = body.slice(0, body.length / 2);
-  const kinds: Array<{ name: string; run: (socket: Socket, received: () => string) => Promise<void> }> = [
+  const kinds: Array<{ name: string; run: (socket: Socket, received: Awaiting) => Promise<void> }> = [
     {
       // The server's handler is reading the body for sure once it asked for it with 100 Continue.
       name: 'half a body after 100 Continue, then close',
       run: async (socket, received) => {
         await written(socket, `POST /trigger HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
-        await waitFor(() => received().includes('100 Continue'), 5_000);
+        await received('100 Continue');
         await written(socket, half);
         socket.destroy();
       },
@@ -1412,7 +1403,7 @@ test('a flood of 480 aborted requests (half-sent publishes, heads cut after the 
       name: 'half a body after 100 Continue, then reset',
       run: async (socket, received) => {
         await written(socket, `POST /trigger HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
-        await waitFor(() => received().includes('100 Continue'), 5_000);
+        await received('100 Continue');
         await written(socket, half);
         socket.resetAndDestroy();
       },
@@ -1421,7 +1412,7 @@ test('a flood of 480 aborted requests (half-sent publishes, heads cut after the 
       name: 'half a chunked body, then close',
       run: async (socket) => {
         await written(socket, `POST /trigger HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${half.length.toString(16)}\r\n${half}\r\n`);
-        await sleep(2);
+        await sleep(2); // pacing: the half body sits with the server a moment before the close
         socket.destroy();
       },
     },
@@ -1457,25 +1448,28 @@ test('a flood of 480 aborted requests (half-sent publishes, heads cut after the 
       name: 'GET /events through Node (Content-Length: 0), close once the stream opened',
       run: async (socket, received) => {
         await written(socket, 'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n');
-        await waitFor(() => received().includes(': connected'), 5_000);
+        await received(': connected');
         socket.destroy();
       },
     },
   ];
   const FLOOD = 480;
-  await pool(FLOOD, 40, (i) => aborted(herald.port, kinds[i % kinds.length]!.run));
+  const failures: string[] = [];
+  await pool(FLOOD, 40, (i) => aborted(herald.port, kinds[i % kinds.length]!.run, failures));
   t.diagnostic(`flood: ${FLOOD} aborted requests of ${kinds.length} kinds`);
+  assert.deepEqual(failures, [], 'every script of the flood got the answer it waited for');
 
   await assertAlive(herald, 'the flood');
-  const afterwards = await healthWhen(herald, (h) => h.connections === 2);
+  const afterwards = await healthWhen(herald, (h) => h.connections === 2, 'the flood\'s streams to be counted out');
   assert.equal(afterwards.connections, 2, 'the open-streams counter is back to the two real subscribers');
   assert.equal(afterwards.published, before.published, 'no half-sent publish was published');
   if (socketsBefore !== undefined) {
-    let socketsAfter = await socketsOf(herald.child.pid!);
-    for (let i = 0; i < 100 && socketsAfter! > socketsBefore; i++) {
-      await sleep(50);
-      socketsAfter = await socketsOf(herald.child.pid!);
-    }
+    // The server closes its side of each aborted connection in its own time; nothing tells this process when.
+    const socketsAfter = await pollUntil(
+      () => socketsOf(herald.child.pid!),
+      (count) => count! <= socketsBefore,
+      `the server to let go of the flood's sockets (${ownSockets} of its own and 2 subscribers before)`,
+    );
     assert.ok(socketsAfter! <= socketsBefore, `the server holds no socket of the flood (${socketsBefore} before, ${socketsAfter} after)`);
   }
 
@@ -1639,7 +1633,7 @@ test('a request head dribbled one byte at a time is cut at --head-timeout, on bo
   const results = await Promise.all(
     Object.entries(heads).map(async ([path, head]) => {
       const conn = RawConnection.send(herald.port, '');
-      // Bounded: at most 40 bytes, 250 ms apart (10 s), far past the 2 s deadline.
+      // Pacing, on purpose: at most 40 bytes, 250 ms apart (10 s), far past the 2 s deadline.
       for (let i = 0; i < 40 && !conn.closed; i++) {
         conn.socket.write(head[i]!, 'latin1');
         await sleep(250);

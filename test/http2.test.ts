@@ -14,7 +14,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as connectHttp2, constants as http2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { connect as connectTcp, type Server } from 'node:net';
+import { connect as connectTcp, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
@@ -22,8 +22,8 @@ import { after, describe, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { createHub, type Herald, type HeraldOptions } from '../src/index.js';
 import { HeraldError } from '../src/errors.js';
-import { closeChromium, chromiumSkip, launchChromium } from './chromium.js';
-import { CLI_PATH, Waiters } from './helpers.js';
+import { closeChromium, chromiumSkip, launchChromium } from './support/chromium.js';
+import { CLI_PATH, Waiters, watchHub, within, type HubWatch } from './support/helpers.js';
 
 // The callbacks given to page.evaluate() run in the page; this project compiles without the DOM types.
 declare const window: any;
@@ -77,14 +77,20 @@ interface TlsHub {
   readonly url: string;
   readonly port: number;
   readonly server: Server;
+  /** What the hub reported since it started. */
+  readonly watch: HubWatch;
+  /** The TCP connections the listening server accepted and still holds. */
+  readonly connections: ServerConnections;
 }
 
 /** A hub serving HTTPS on 127.0.0.1 and a free port; closed afterwards, whatever happens. */
 async function withTlsHub(options: HeraldOptions, body: (hub: TlsHub) => Promise<void>): Promise<void> {
   const herald = createHub({ heartbeat: 0, routes: 'all', tlsCert: CERT_FILE, tlsKey: KEY_FILE, ...options });
+  const watch = watchHub(herald);
   const { url, port, server } = await herald.listen(0, '127.0.0.1');
+  const connections = new ServerConnections(server);
   try {
-    await body({ herald, url, port, server });
+    await body({ herald, url, port, server, watch, connections });
   } finally {
     await herald.close();
   }
@@ -93,6 +99,27 @@ async function withTlsHub(options: HeraldOptions, body: (hub: TlsHub) => Promise
 /** TCP connections the listening server holds right now. */
 function connectionsOf(server: Server): Promise<number> {
   return new Promise((resolve, reject) => server.getConnections((error, count) => (error ? reject(error) : resolve(count))));
+}
+
+/** Counts a server's TCP connections as they are accepted and as their sockets close. */
+class ServerConnections {
+  open = 0;
+  private readonly waiters = new Waiters();
+
+  constructor(server: Server) {
+    server.on('connection', (socket: Socket) => {
+      this.open++;
+      socket.once('close', () => {
+        this.open--;
+        this.waiters.notify();
+      });
+    });
+  }
+
+  /** Resolves once the server holds no connection; fails after `timeoutMs`. */
+  untilNone(what: string, timeoutMs = 10_000): Promise<void> {
+    return this.waiters.until(() => this.open === 0, what, timeoutMs, () => `it still holds ${this.open}`);
+  }
 }
 
 function openSession(url: string): Promise<ClientHttp2Session> {
@@ -279,26 +306,6 @@ function rawTls(port: number): Promise<{ socket: TLSSocket; received: () => stri
     });
     socket.once('error', reject);
   });
-}
-
-/** Resolves as `promise` does, or rejects after `timeoutMs` naming `what`: no test waits forever. */
-async function within<T>(promise: Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Waits (bounded by `timeoutMs`) until `condition()` holds, checking after each turn of the event loop. */
-async function eventually(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Asserts a JSON error answer: its status, its code, and a JSON content type. */
@@ -680,11 +687,11 @@ describe('HTTPS/1.1 fallback', { skip: skipTls }, () => {
   });
 
   test('a subscriber over TLS that stops reading is dropped past --max-buffer; others are not', async () => {
-    await withTlsHub({ maxBuffer: '64kb', history: 4 }, async ({ port, url, herald }) => {
+    await withTlsHub({ maxBuffer: '64kb', history: 4 }, async ({ port, url, herald, watch }) => {
       const slow = await rawTls(port);
       slow.socket.write('GET /events?topic=bulk HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
       slow.socket.pause();
-      await eventually(() => herald.counters().connections === 1, 'the slow subscriber to connect');
+      await watch.untilConnections(1);
       const other = await httpsStream(url, '/events?topic=other');
       const filler = 'x'.repeat(64 * 1024);
       // The kernel's socket buffers (a few MB on loopback) fill first; then the server's queue grows.
@@ -718,7 +725,7 @@ describe('deadlines and non-HTTP input on the TLS port', { skip: skipTls }, () =
   });
 
   test('connections that send nothing, or never complete their TLS handshake, are closed after --head-timeout', async () => {
-    await withTlsHub({ headTimeout: '300ms' }, async ({ port, server }) => {
+    await withTlsHub({ headTimeout: '300ms' }, async ({ port, connections }) => {
       const stall = async (bytes: Buffer): Promise<number> => {
         const socket = connectTcp(port, '127.0.0.1', () => socket.write(bytes));
         let received = 0;
@@ -731,17 +738,17 @@ describe('deadlines and non-HTTP input on the TLS port', { skip: skipTls }, () =
       const [silent, partial] = await Promise.all([stall(Buffer.alloc(0)), stall(Buffer.from([0x16, 0x03, 0x01, 0x02]))]);
       assert.equal(silent, 0, 'nothing was sent to the silent client');
       assert.equal(partial, 0, 'nothing was sent to the stalled handshake');
-      await eventually(async () => (await connectionsOf(server)) === 0, 'the server to let go of the connections');
+      await connections.untilNone('the server to let go of the connections');
     });
   });
 
 
   test('an HTTP/2 connection that opens no stream within --head-timeout is closed', async () => {
-    await withTlsHub({ headTimeout: '300ms' }, async ({ url, server }) => {
+    await withTlsHub({ headTimeout: '300ms' }, async ({ url, connections }) => {
       const session = await openSession(url);
       await within(new Promise<void>((resolve) => session.once('close', () => resolve())), 'the server to close the session');
       assert.equal(session.destroyed, true);
-      await eventually(async () => (await connectionsOf(server)) === 0, 'the server to let go of the connection');
+      await connections.untilNone('the server to let go of the connection');
     });
   });
 
@@ -781,7 +788,7 @@ after(async () => {
 
 test('Chromium: ten EventSources on one HTTPS page all receive events, over HTTP/2 (past the six-connection limit of HTTP/1.1)', { skip: skipBrowser }, async () => {
   const browser = await launchChromium();
-  await withTlsHub({}, async ({ url, herald }) => {
+  await withTlsHub({}, async ({ url, herald, watch }) => {
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
     try {
       const page = await context.newPage();
@@ -831,7 +838,8 @@ test('Chromium: ten EventSources on one HTTPS page all receive events, over HTTP
         'every EventSource used HTTP/2',
       );
       await page.evaluate(() => window.sources.forEach((source: any) => source.close()));
-      await eventually(() => herald.counters().connections === 0, 'the streams to close when the page closes them');
+      await watch.until(() => watch.connections === 0, 'the streams to close when the page closes them');
+      assert.equal(watch.closedFor('client-closed'), 10, 'the page closed all ten');
       assert.deepEqual(errors, []);
     } finally {
       await context.close();

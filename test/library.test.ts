@@ -24,7 +24,7 @@ import {
   type Logger,
   type ReadPage,
 } from '../src/index.js';
-import { rawRequest, SseTap, startHub, Waiters } from './helpers.js';
+import { rawRequest, SseTap, startHub, Waiters } from './support/helpers.js';
 
 const DIR = mkdtempSync(join(tmpdir(), 'herald-library-'));
 after(() => rmSync(DIR, { recursive: true, force: true }));

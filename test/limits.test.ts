@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { test } from 'node:test';
-import { rawRequest, sleep, SseTap, trigger, withHub } from './helpers.js';
+import { rawRequest, SseTap, trigger, withHub } from './support/helpers.js';
 
 interface Answer {
   readonly status: number;
@@ -89,7 +89,7 @@ test('only listed origins are served when * is not listed', async () => {
 });
 
 test('--max-connections-per-ip: one address holds at most that many streams, on both paths; closing one frees a place', async () => {
-  await withHub({ maxConnectionsPerIp: 2 }, async ({ url, port, herald }) => {
+  await withHub({ maxConnectionsPerIp: 2 }, async ({ url, port, herald, watch }) => {
     const fast = await SseTap.open(url, '/events');
     const slow = await SseTap.open(url, '/events', { Cookie: 'prefs=1' }); // a cookie takes the node:http path
     assert.equal(fast.status, 200);
@@ -101,7 +101,8 @@ test('--max-connections-per-ip: one address holds at most that many streams, on 
     const thirdSlow = await send(url, 'GET', '/events', { Cookie: 'prefs=1' });
     assert.equal(thirdSlow.status, 429);
     fast.close();
-    for (let attempt = 0; attempt < 100 && herald.counters().connections !== 1; attempt++) await sleep(50);
+    // The hub reports the close after the address's count let go of it.
+    await watch.until(() => watch.closedFor('client-closed') === 1, 'the closed stream to be counted out');
     assert.equal(herald.counters().connections, 1, 'the closed stream is counted out');
     const again = await SseTap.open(url, '/events');
     assert.equal(again.status, 200, 'a place freed up');

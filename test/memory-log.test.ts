@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
 import { MemoryEventLog } from '../src/log/memory-log.js';
-import { readAfter } from './helpers.js';
+import { readAfter } from './support/helpers.js';
 
 const draft = (n: number) => ({ data: String(n) });
 

@@ -4,10 +4,9 @@
  */
 
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { test } from 'node:test';
 import { spawn } from 'node:child_process';
-import { CLI_PATH, freePort, sleep, spawnHerald, SseTap, trigger, withHub } from './helpers.js';
+import { CLI_PATH, freePort, pollUntil, RawSocket, spawnHerald, SseTap, stopHerald, trigger, Waiters, withHub } from './support/helpers.js';
 
 interface Sample {
   readonly name: string;
@@ -42,7 +41,7 @@ async function scrape(url: string): Promise<Sample[]> {
 }
 
 test('GET /metrics counts streams, publishes and deliveries by topic bucket, bytes, latencies and refusals after known traffic', async () => {
-  await withHub({ maxBuffer: 1024 }, async ({ url, port }) => {
+  await withHub({ maxBuffer: 1024 }, async ({ url, port, watch }) => {
     const everything = await SseTap.open(url, '/events');
     const orders = await SseTap.open(url, '/events?topic=orders/*');
     assert.equal((await SseTap.open(url, '/events?topic=bad/**/x')).status, 400);
@@ -67,18 +66,17 @@ test('GET /metrics counts streams, publishes and deliveries by topic bucket, byt
     assert.ok(samples.filter((s) => s.name === 'herald_streams_open').every((s) => s.labels.node !== undefined), 'every series names its node');
 
     // A subscriber that never reads is dropped past --max-buffer: counted with its reason.
-    const stuck = connect(port, '127.0.0.1');
-    await new Promise((resolve) => stuck.once('connect', resolve));
-    stuck.write('GET /events HTTP/1.1\r\nHost: x\r\n\r\n');
-    stuck.pause();
-    await sleep(100);
+    const stuck = await RawSocket.send(port, 'GET /events HTTP/1.1\r\nHost: x\r\n\r\n');
+    stuck.socket.pause();
+    await watch.untilConnections(3);
     const big = 'x'.repeat(64 * 1024);
-    for (let i = 0; i < 200 && valueOf(await scrape(url), 'herald_stream_disconnects_total', { reason: 'slow-consumer' }) === 0; i++) {
-      await trigger(url, { topic: 'bulk/1', data: big });
-    }
+    // The kernel's buffers fill first, then the hub's queue; the hub reports the drop the moment it happens.
+    for (let i = 0; i < 200 && watch.closedFor('slow-consumer') === 0; i++) await trigger(url, { topic: 'bulk/1', data: big });
+    assert.equal(watch.closedFor('slow-consumer'), 1, `the stuck subscriber was dropped (${watch.describe()})`);
     samples = await scrape(url);
     assert.equal(valueOf(samples, 'herald_stream_disconnects_total', { reason: 'slow-consumer' }), 1);
-    stuck.destroy();
+    assert.equal(valueOf(samples, 'herald_streams_open'), 2, 'the two readers are still open');
+    stuck.close();
     everything.close();
     orders.close();
   });
@@ -106,16 +104,15 @@ test('--metrics-port serves metrics on their own port, and the main port no long
 
 test('logs are JSON lines: start with the URL, a dropped subscriber with its request id, stop; --log-level filters', async () => {
   const node = await spawnHerald(['--max-buffer', '1kb']);
-  const stuck = connect(node.port, '127.0.0.1');
-  await new Promise((resolve) => stuck.once('connect', resolve));
-  stuck.write('GET /events HTTP/1.1\r\nHost: x\r\nX-Request-Id: stuck-client-1\r\n\r\n');
-  stuck.pause();
-  await sleep(100);
+  const stuck = await RawSocket.send(node.port, 'GET /events HTTP/1.1\r\nHost: x\r\nX-Request-Id: stuck-client-1\r\n\r\n');
+  // A stream once greeted; then it stops reading.
+  await stuck.untilIncludes(': connected\n\n');
+  stuck.socket.pause();
   const big = 'y'.repeat(64 * 1024);
   for (let i = 0; i < 200 && !node.output().includes('subscriber dropped'); i++) await trigger(node.url, { data: big });
-  node.child.kill('SIGTERM');
-  assert.equal(await node.exited, 0);
-  stuck.destroy();
+  await node.untilOutput('subscriber dropped');
+  assert.equal(await stopHerald(node), 0, node.output());
+  stuck.close();
 
   const lines = node.output().trim().split('\n').map((line) => JSON.parse(line) as Record<string, any>);
   const start = lines.find((line) => /listening on/.test(line.msg));
@@ -134,11 +131,12 @@ test('logs are JSON lines: start with the URL, a dropped subscriber with its req
   let quietOutput = '';
   quiet.stdout!.on('data', (chunk: Buffer) => (quietOutput += chunk.toString()));
   const quietExit = new Promise((resolve) => quiet.once('exit', resolve));
-  for (let i = 0; i < 100; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
-    if (ok) break;
-    await sleep(100);
-  }
+  await pollUntil(
+    () => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false),
+    (ok) => ok,
+    `herald --log-level warn to answer /health on port ${port} (its output: ${quietOutput})`,
+    { everyMs: 100 },
+  );
   quiet.kill('SIGTERM');
   assert.equal(await quietExit, 0);
   const quietLines = quietOutput.trim().split('\n').map((line) => JSON.parse(line) as Record<string, any>);
@@ -151,19 +149,15 @@ test('--workers 2 --metrics-port: the primary gathers both workers\' metrics, on
   const node = await spawnHerald(['--workers', '2', '--metrics-port', String(metricsPort)]);
   try {
     const taps = await Promise.all(Array.from({ length: 4 }, () => SseTap.open(node.url, '/events')));
-    let samples: Sample[] = [];
-    for (let i = 0; i < 50; i++) {
-      samples = await scrape(`http://127.0.0.1:${metricsPort}`);
-      if (valueOf(samples, 'herald_streams_open') === 4) break;
-      await sleep(100);
-    }
+    for (const tap of taps) assert.equal(tap.status, 200);
+    // A worker counts a stream before it sends the head, and the primary asks the workers at each scrape: no wait.
+    const samples = await scrape(`http://127.0.0.1:${metricsPort}`);
     const open = samples.filter((s) => s.name === 'herald_streams_open');
     assert.equal(new Set(open.map((s) => s.labels.node)).size, 2, 'one series per worker');
     assert.equal(valueOf(samples, 'herald_streams_open'), 4);
     for (const tap of taps) tap.close();
   } finally {
-    node.child.kill('SIGTERM');
-    await node.exited;
+    await stopHerald(node);
   }
 });
 
@@ -172,11 +166,17 @@ test('on a terminal, log lines are human-readable, not JSON', async () => {
   const { PassThrough } = await import('node:stream');
   const sink = new PassThrough();
   let text = '';
-  sink.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  const written = new Waiters();
+  sink.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+    written.notify();
+  });
   const logger = await createLogger({ level: 'info', pretty: true, destination: sink });
   logger.info({ url: 'http://127.0.0.1:3004' }, 'Herald listening');
   logger.debug('not at info');
-  await sleep(50);
+  // Lines are written in order: once the last one is in, a debug line would have come before it.
+  logger.info('the last line');
+  await written.until(() => text.includes('the last line'), 'the last line', 10_000, () => JSON.stringify(text));
   assert.match(text, /\x1B\[\d+m/, 'coloured');
   const plain = text.replace(/\x1B\[[0-9;]*m/g, '');
   assert.match(plain, /INFO: Herald listening/);

@@ -8,8 +8,8 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
 import { MIN_STREAM_LENGTH, RedisEventLog } from '../src/log/redis-log.js';
-import { sleep, SseTap, startHub, trigger, type RunningHub } from './helpers.js';
-import { redisSkip, startRedis, type TestRedis } from './redis-server.js';
+import { sleep, SseTap, startHub, trigger, type RunningHub } from './support/helpers.js';
+import { redisSkip, startRedis, type TestRedis } from './support/redis-server.js';
 
 let redis: TestRedis;
 let prefixes = 0;

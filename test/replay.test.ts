@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { createHub, MemoryEventLog, type EventLog, type ReadPage, type ReadRequest } from '../src/index.js';
-import { SseTap, Waiters } from './helpers.js';
+import { SseTap, Waiters } from './support/helpers.js';
 
 /** A memory log that counts reads and the largest page it served. */
 function countingLog(capacity: number): { log: EventLog; reads: () => number; largestPage: () => number } {
@@ -52,9 +52,11 @@ test('a resume over many pages, raced by live publishes, delivers every event on
       await new Promise((resolve) => setImmediate(resolve));
     }
     const expected = [...history.slice(1), ...live];
-    await tap.waitForEvents(expected.length, 30_000);
-    assert.equal(tap.events.length, expected.length, 'no duplicate');
-    assert.deepEqual(tap.events.map((e) => e.id), expected, 'every event once, in order');
+    // A sentinel after everything: a duplicate or a stray event would have come before it.
+    const sentinel = await herald.publish({ topic: 't/end', data: 'sentinel' });
+    const received = await tap.untilId(sentinel.id, 'the sentinel after the replay and the live events', 30_000);
+    assert.equal(received.length, expected.length, 'no duplicate');
+    assert.deepEqual(received.map((e) => e.id), expected, 'every event once, in order');
     assert.ok(reads() > 5, `the replay was read in pages (${reads()} reads)`);
     assert.ok(largestPage() <= 500, `no page held more than the page size (${largestPage()})`);
     tap.close();
@@ -90,8 +92,9 @@ test('a resuming client that stops reading is held to --max-buffer: dropped once
     }
     assert.equal(herald.counters().dropped, 1, 'the stalled client was dropped');
     assert.ok(sent * filler.length < 2 * 1024 * 1024, `dropped soon after --max-buffer was passed (${sent} live events)`);
-    await reader.waitForEvents(sent);
-    assert.equal(reader.events.length, sent, 'the reader got every live event');
+    const sentinel = await herald.publish({ data: 'sentinel' });
+    const received = await reader.untilId(sentinel.id, 'the sentinel after the live events');
+    assert.equal(received.length, sent, 'the reader got every live event, once');
     reader.close();
   } finally {
     stalled?.destroy();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SseTap, startHub, trigger } from './helpers.js';
+import { SseTap, startHub, trigger } from './support/helpers.js';
 
 test('a subscriber receives a published event', async () => {
   const hub = await startHub();

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
 import { SqliteEventLog } from '../src/log/sqlite-log.js';
-import { CLI_PATH, freePort, readAfter, sleep, spawnHerald, SseTap, trigger } from './helpers.js';
+import { CLI_PATH, freePort, readAfter, sleep, spawnHerald, SseTap, trigger } from './support/helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-store-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
 import { createHub, type Herald } from '../src/index.js';
-import { SseTap, sleep, trigger, withHub } from './helpers.js';
+import { SseTap, trigger, withHub } from './support/helpers.js';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -58,14 +58,6 @@ async function healthOf(url: string): Promise<any> {
   const response = await fetch(`${url}/health`);
   assert.equal(response.status, 200);
   return response.json();
-}
-
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, tries = 200, everyMs = 25): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await condition()) return;
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 interface NodeAnswer {
@@ -468,9 +460,11 @@ test('GET /health: 200 JSON with status, uptime, connections (= open streams) an
     try {
       assert.equal((await healthOf(hub.url)).connections, 2);
       a.close();
-      await waitFor(async () => (await healthOf(hub.url)).connections === 1, 'connections to drop to 1');
+      await hub.watch.until(() => hub.watch.disconnects.length === 1, 'the first stream to close');
+      assert.equal((await healthOf(hub.url)).connections, 1, '/health counts the closed stream out');
       b.close();
-      await waitFor(async () => (await healthOf(hub.url)).connections === 0, 'connections to drop to 0');
+      await hub.watch.until(() => hub.watch.disconnects.length === 2, 'the second stream to close');
+      assert.equal((await healthOf(hub.url)).connections, 0);
     } finally {
       a.close();
       b.close();

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
-import { sleep, spawnHerald, SseTap, trigger, type HeraldProcess } from './helpers.js';
-import { redisSkip, startRedis } from './redis-server.js';
+import { pollUntil, spawnHerald, SseTap, stopHerald, trigger, type HeraldProcess } from './support/helpers.js';
+import { redisSkip, startRedis } from './support/redis-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-workers-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,8 +40,7 @@ async function workerPids(url: string, probes = 8): Promise<Set<number>> {
 }
 
 async function stop(node: HeraldProcess): Promise<void> {
-  node.child.kill('SIGTERM');
-  assert.equal(await node.exited, 0, `herald exits 0 on SIGTERM: ${node.output()}`);
+  assert.equal(await stopHerald(node), 0, `herald exits 0 on SIGTERM: ${node.output()}`);
 }
 
 /** Subscribers spread over the workers (one new connection each), all publishing through fresh connections. */
@@ -54,15 +53,18 @@ async function fanOutAcrossWorkers(node: HeraldProcess): Promise<void> {
     ids.push(result.body.id);
   }
   assert.ok(ascending(ids), 'one sequence of ids across workers');
+  // A sentinel after them: what a subscriber holds when it arrives is all it got of the twenty.
+  const sentinel = await trigger(node.url, { topic: 'w/end', data: 'sentinel' });
+  assert.equal(sentinel.status, 202);
   for (const tap of taps) {
-    await tap.waitForEvents(20);
-    assert.deepEqual(tap.events.map((e) => e.id), ids, 'every subscriber, on every worker, gets every event in order');
+    const received = await tap.untilId(sentinel.body.id, 'the sentinel');
+    assert.deepEqual(received.map((e) => e.id), ids, 'every subscriber, on every worker, gets every event once, in order');
     tap.close();
   }
   const resumed = await Promise.all(Array.from({ length: 4 }, () => SseTap.open(node.url, '/events?topic=w/*', { 'Last-Event-ID': ids[4]! })));
   for (const tap of resumed) {
-    await tap.waitForEvents(15);
-    assert.deepEqual(tap.events.map((e) => e.id), ids.slice(5), 'resume works on whichever worker takes the connection');
+    const received = await tap.untilId(sentinel.body.id, 'the sentinel, replayed last');
+    assert.deepEqual(received.map((e) => e.id), ids.slice(5), 'resume works on whichever worker takes the connection');
     tap.close();
   }
 }
@@ -90,7 +92,9 @@ test('a worker that dies is replaced; its subscribers resume on a live worker wi
     for (const tap of taps) await tap.waitForEvents(1);
 
     process.kill(pids[0]!, 'SIGKILL');
-    // Connections made while the worker dies are answered, or reset so the client retries; none hangs.
+    // The primary says when it saw the worker go.
+    await node.untilOutput(`worker ${pids[0]} exited (SIGKILL); starting another`);
+    // Connections made while the worker is replaced are answered, or reset so the client retries; none hangs.
     const racing = await Promise.allSettled(Array.from({ length: 10 }, () => healthOnFreshConnection(node.url)));
     for (const outcome of racing) {
       if (outcome.status === 'rejected') assert.doesNotMatch(String(outcome.reason), /hangs/, 'a connection in transit is never left hanging');
@@ -103,24 +107,29 @@ test('a worker that dies is replaced; its subscribers resume on a live worker wi
       assert.equal(result.status, 202);
       missed.push(result.body.id);
     }
+    // A stream on the live worker gets these events; one on the dead worker has ended: wait until each is one or the other.
+    const all = [first, ...missed];
+    for (const tap of taps) await tap.until(() => tap.ended || tap.events.length >= all.length, 'the stream to end or to get every event');
     const ended = taps.filter((tap) => tap.ended);
     assert.ok(ended.length > 0, 'streams of the killed worker ended');
-    // Each ended stream resumes (on whichever worker takes it) from the last id it had.
+    for (const tap of taps.filter((t) => !t.ended)) assert.deepEqual(tap.events.map((e) => e.id), all, 'a stream on the live worker misses nothing');
+    for (const tap of ended) assert.deepEqual(tap.events.map((e) => e.id), [first], 'a stream of the dead worker got what came before');
+    // Each ended stream resumes (on whichever worker takes it) from the last id it had; a sentinel ends what it is owed.
+    const sentinel = await trigger(node.url, { data: 'sentinel' }).catch(() => trigger(node.url, { data: 'sentinel' }));
+    assert.equal(sentinel.status, 202);
     for (let i = 0; i < ended.length; i++) {
       const resumed = await SseTap.open(node.url, '/events', { 'Last-Event-ID': first });
-      await resumed.waitForEvents(missed.length);
-      assert.deepEqual(resumed.events.map((e) => e.id), missed, 'everything acknowledged after the last id, once');
+      const received = await resumed.untilId(sentinel.body.id, 'the sentinel, replayed last');
+      assert.deepEqual(received.map((e) => e.id), missed, 'everything acknowledged after the last id, once');
       resumed.close();
     }
-    // A replacement worker comes up (bounded wait: 10 s).
-    let replaced = false;
-    for (let attempt = 0; attempt < 50 && !replaced; attempt++) {
-      const now = await workerPids(node.url, 4);
-      replaced = now.size === 2 && !now.has(pids[0]!);
-      if (!replaced) await sleep(200);
-    }
-    assert.ok(replaced, `a new worker replaced the dead one: ${node.output()}`);
-    assert.match(node.output(), /exited \(SIGKILL\); starting another/);
+    // A replacement worker comes up. Nothing announces it: ask /health on fresh connections until two workers answer.
+    await pollUntil(
+      () => workerPids(node.url, 4),
+      (now) => now.size === 2 && !now.has(pids[0]!),
+      'a new worker to replace the dead one',
+      { everyMs: 200, show: (now) => `workers ${[...now].join(', ')}; output: ${node.output()}` },
+    );
     for (const tap of taps) tap.close();
   } finally {
     await stop(node);

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, sleep } from './helpers.js';
+import { freePort } from './sockets.js';
+import { sleep } from './waiting.js';
 
 const redisMissing = spawnSync('redis-server', ['--version']).error !== undefined;
 /**
