@@ -38,7 +38,7 @@ import { Redis } from 'ioredis';
 import { freePort, percentile } from './harness.js';
 import { cpuSeconds, rssBytes, sum } from './proc.js';
 import { Publisher } from './publisher.js';
-import type { ResumerResult, StormCommand, StormReport } from './resume-worker.js';
+import type { ResumerResult, StormCommand, StormProgress, StormReport } from './resume-worker.js';
 import { machineInfo, median, pinSelf } from './run.js';
 import type { MachineInfo } from './report-types.js';
 import { startServer, type ServerUnderTest } from './servers.js';
@@ -84,8 +84,10 @@ export interface RunFigures {
   readonly run: number;
   /** Length of the measured window, s. */
   readonly windowSeconds: number;
-  /** Live publishes sent in the window, and of those, how many the live subscriber received. */
+  /** Live publishes sent in the window; those not acknowledged (refused, failed), and why the first was; those acknowledged that the live subscriber did not receive. */
   readonly livePublished: number;
+  readonly livePublishFailed: number;
+  readonly livePublishError?: string;
   readonly liveLost: number;
   /** Publish-to-receive latency of the live events sent in the window, ms. */
   readonly liveMs: Latency | undefined;
@@ -132,7 +134,13 @@ export interface ResumeStormReport {
   readonly command: string;
   readonly label: string;
   readonly herald: { readonly cli: string; readonly commit: string | undefined };
-  readonly machine: MachineInfo & { readonly redis: string | undefined; readonly loadAverage: readonly number[] };
+  readonly machine: MachineInfo & {
+    readonly redis: string | undefined;
+    /** 1, 5 and 15 min load averages before and after: well over 0 before means other work shared the machine. */
+    readonly loadAverage: { readonly start: readonly number[]; readonly end: readonly number[] };
+  };
+  /** Minutes the whole command took. */
+  readonly minutes: number;
   readonly settings: {
     readonly runs: number;
     readonly events: number;
@@ -438,9 +446,10 @@ class LiveSubscriber {
   }
 }
 
-/** Publishes `rate` events per second, one per request, until stopped; remembers each send time. */
+/** Publishes `rate` events per second, one per request, until stopped; remembers each send time and answer. */
 class LivePublisher {
-  readonly sentAt: number[] = [];
+  /** [sent at, acknowledged (undefined: no answer yet)]. */
+  readonly sends: [number, boolean | undefined][] = [];
   private stopped = false;
   private readonly loop: Promise<void>;
   private readonly publisher: Publisher;
@@ -452,19 +461,22 @@ class LivePublisher {
     const start = performance.now();
     const inFlight = new Set<Promise<void>>();
     while (!this.stopped) {
-      const due = Math.floor(((performance.now() - start) / 1000) * this.rate) - this.sentAt.length;
+      const due = Math.floor(((performance.now() - start) / 1000) * this.rate) - this.sends.length;
       for (let i = 0; i < due; i++) {
-        this.sentAt.push(now());
-        const pending = this.publisher.send(1);
+        const send: [number, boolean | undefined] = [now(), undefined];
+        this.sends.push(send);
+        const pending = this.publisher.send(1).then((ok) => {
+          send[1] = ok;
+          inFlight.delete(pending);
+        });
         inFlight.add(pending);
-        void pending.then(() => inFlight.delete(pending));
       }
       await sleep(2);
     }
     await Promise.all(inFlight);
   }
-  get failed(): number {
-    return this.publisher.failed;
+  get firstError(): string | undefined {
+    return this.publisher.firstError;
   }
   async stop(): Promise<void> {
     this.stopped = true;
@@ -500,14 +512,26 @@ async function forkResumers(): Promise<ChildProcess> {
   return worker;
 }
 
+/** Sends the storm; resolves with the resumers' results, printing progress every 30 s while it lasts. */
 function storm(worker: ChildProcess, command: StormCommand): Promise<StormReport> {
   return new Promise<StormReport>((resolve, reject) => {
+    const started = performance.now();
+    let printed = started;
     const onExit = (code: number | null): void => reject(new Error(`the resumer process exited with ${code}`));
-    worker.once('exit', onExit);
-    worker.once('message', (message: StormReport) => {
+    const onMessage = (message: StormReport | StormProgress): void => {
+      if (message.type === 'storm-progress') {
+        if (performance.now() - printed < 30_000) return;
+        printed = performance.now();
+        const expected = command.resumers * command.count;
+        process.stderr.write(`  storm: ${Math.round((printed - started) / 1000)} s, ${message.done}/${command.resumers} resumers done, ${message.events.toLocaleString('en-US')}/${expected.toLocaleString('en-US')} events received\n`);
+        return;
+      }
       worker.off('exit', onExit);
+      worker.off('message', onMessage);
       resolve(message);
-    });
+    };
+    worker.once('exit', onExit);
+    worker.on('message', onMessage);
     worker.send(command);
   });
 }
@@ -578,8 +602,9 @@ async function measure(plan: RunPlan): Promise<RunFigures> {
     const cpuEnd = sum(server.pids(), cpuSeconds);
     const companionCpuEnd = sum(companionPids(), cpuSeconds);
     // Wait for the live events still on their way (a hub that froze delivers them late).
-    const inWindow = publisher.sentAt.filter((t) => t >= start && t < end);
-    const expected = publisher.sentAt.length - publisher.failed;
+    const inWindow = publisher.sends.filter(([t]) => t >= start && t < end);
+    const refused = inWindow.filter(([, ok]) => ok !== true).length;
+    const expected = publisher.sends.filter(([, ok]) => ok === true).length;
     for (let quiet = 0, seen = -1; live.samples.length < expected && quiet < 100 && live.failure === undefined; ) {
       await sleep(100);
       quiet = live.samples.length === seen ? quiet + 1 : 0;
@@ -608,7 +633,9 @@ async function measure(plan: RunPlan): Promise<RunFigures> {
       run: plan.run,
       windowSeconds: (end - start) / 1000,
       livePublished: inWindow.length,
-      liveLost: Math.max(0, inWindow.length - windowSamples.length),
+      livePublishFailed: refused,
+      ...(publisher.firstError === undefined ? {} : { livePublishError: publisher.firstError }),
+      liveLost: Math.max(0, inWindow.length - refused - windowSamples.length),
       liveMs: latencyOf(windowSamples),
       preWindowMs: latencyOf(preWindow),
       loop: {
@@ -659,6 +686,7 @@ function failedRun(plan: RunPlan, error: unknown): RunFigures {
     run: plan.run,
     windowSeconds: Number.NaN,
     livePublished: 0,
+    livePublishFailed: 0,
     liveLost: 0,
     liveMs: undefined,
     preWindowMs: undefined,
@@ -708,6 +736,7 @@ const ROWS: readonly Row[] = [
     },
   },
   { label: 'live latency max (ms)', read: (r) => r.liveMs?.max, digits: 1, target: () => ({ text: '< 250', met: (r) => (r.liveMs === undefined ? undefined : r.liveMs.max < 250) }) },
+  { label: 'live publishes not acknowledged', read: (r) => r.livePublishFailed, digits: 0, target: () => ({ text: '0', met: (r) => r.livePublishFailed === 0 }) },
   { label: 'live events lost', read: (r) => r.liveLost, digits: 0, target: () => ({ text: '0', met: (r) => r.liveLost === 0 }) },
   {
     label: 'event-loop delay max (ms)',
@@ -804,10 +833,25 @@ export function markdownTable(reports: readonly ResumeStormReport[]): string {
   return lines.join('\n');
 }
 
+/** One paragraph: what was run, where and when. */
+export function describe(report: ResumeStormReport): string {
+  const { settings, machine } = report;
+  const load = (values: readonly number[]): string => values.map((v) => v.toFixed(2)).join(' ');
+  return [
+    `${report.date.slice(0, 10)}, Herald ${report.label}${report.herald.commit === undefined ? '' : ` (${report.herald.commit})`}.`,
+    `Command: \`${report.command}\`.`,
+    `${settings.runs} round(s) of a baseline and a storm run per engine; ${settings.events.toLocaleString('en-US')} events, ${settings.resumers} resumers of ${settings.perResumer.toLocaleString('en-US')} events each,`,
+    `live ${settings.rate} events/s, ${settings.windowMs / 1000} s windows after ${settings.warmupMs / 1000} s of warm-up; the server on core ${settings.serverCpu ?? '(unpinned)'}.`,
+    `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}${machine.redis === undefined ? '' : `, Redis ${machine.redis}`};`,
+    `load average ${load(machine.loadAverage.start)} before, ${load(machine.loadAverage.end)} after; ${Math.ceil(report.minutes)} min in all.`,
+  ].join(' ');
+}
+
 function summary(figures: RunFigures): string {
   const parts = [
     `live p50 ${format(figures.liveMs?.p50 ?? Number.NaN, 1)} p99 ${format(figures.liveMs?.p99 ?? Number.NaN, 1)} max ${format(figures.liveMs?.max ?? Number.NaN, 1)} ms`,
     `lost ${figures.liveLost}`,
+    ...(figures.livePublishFailed > 0 ? [`${figures.livePublishFailed} publishes failed (${figures.livePublishError})`] : []),
     `loop max ${format((figures.loop.maxSeconds ?? Number.NaN) * 1000, 1)} ms (${figures.loop.over50ms ?? 'n/a'} over 50 ms)`,
     `RSS ${format(mib(figures.rss.peakBytes), 0)} MiB (+${format(mib(figures.rss.growthBytes), 1)})`,
   ];
@@ -835,7 +879,7 @@ without them; SQLite (--store) and Redis (--redis, a private redis-server).
   --window <ms>         measured window; a storm's lasts until its last resumer is done (default 20000, quick 10000)
   --warmup <ms>         before the window, live traffic only (default 5000, quick 3000)
   --rate <n>            live events per second (default 20)
-  --timeout <ms>        a resumer not done by then fails (default 600000)
+  --timeout <ms>        a resumer not done by then fails (default 1800000)
   --herald <cli>        Herald's dist/src/cli/main.js to measure (default: this checkout's)
   --label <name>        names the results (default: current, or the --herald build's commit)
   --data-dir <dir>      where the prepared SQLite history is kept and reused (default ${join(tmpdir(), 'herald-resume-storm')})
@@ -864,7 +908,7 @@ async function main(): Promise<void> {
       window: { type: 'string' },
       warmup: { type: 'string' },
       rate: { type: 'string', default: '20' },
-      timeout: { type: 'string', default: '600000' },
+      timeout: { type: 'string', default: '1800000' },
       herald: { type: 'string' },
       label: { type: 'string' },
       'data-dir': { type: 'string', default: join(tmpdir(), 'herald-resume-storm') },
@@ -881,7 +925,7 @@ async function main(): Promise<void> {
   }
   if (values.merge !== undefined) {
     const reports = values.merge.split(',').filter(Boolean).map((file) => JSON.parse(readFileSync(file, 'utf8')) as ResumeStormReport);
-    process.stdout.write(`${markdownTable(reports)}\n`);
+    process.stdout.write(`${reports.map((report) => `- ${describe(report)}`).join('\n')}\n\n${markdownTable(reports)}\n`);
     return;
   }
   const quick = values.quick;
@@ -896,7 +940,7 @@ async function main(): Promise<void> {
   const windowMs = integer(values.window, quick ? 10_000 : 20_000, 'window');
   const warmupMs = integer(values.warmup, quick ? 3000 : 5000, 'warmup');
   const rate = integer(values.rate, 20, 'rate');
-  const timeoutMs = integer(values.timeout, 600_000, 'timeout');
+  const timeoutMs = integer(values.timeout, 1_800_000, 'timeout');
   if (events < STEP || events % STEP !== 0) throw new Error(`--events must be a multiple of ${STEP}`);
   const engines = values.engines.split(',').filter(Boolean) as Engine[];
   for (const engine of engines) if (engine !== 'sqlite' && engine !== 'redis') throw new Error(`unknown engine ${engine}; choose sqlite,redis`);
@@ -919,6 +963,7 @@ async function main(): Promise<void> {
   mkdirSync(scratch, { recursive: true });
 
   const started = Date.now();
+  const loadAtStart = loadavg();
   const prepared: ResumeStormReport['prepared'] = {};
   const figures: RunFigures[] = [];
   let sqlite: PreparedStore | undefined;
@@ -934,7 +979,20 @@ async function main(): Promise<void> {
     }
     const total = runs * engines.length * 2;
     let done = 0;
-    const runsStarted = Date.now();
+    // Storms last longer than baselines, and Redis's longer than SQLite's: time left from the runs of each kind so far.
+    const took = new Map<string, number[]>();
+    const timeLeft = (): number => {
+      const all = [...took.values()].flat();
+      const mean = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+      let left = 0;
+      for (const engine of engines) {
+        for (const kind of ['baseline', 'storm']) {
+          const seen = took.get(`${engine} ${kind}`) ?? [];
+          left += (runs - seen.length) * (seen.length > 0 ? mean(seen) : mean(all));
+        }
+      }
+      return left;
+    };
     for (let run = 1; run <= runs; run++) {
       // Engines and kinds take turns within each round, so drift on the machine hits all of them alike.
       for (const engine of engines) {
@@ -943,6 +1001,7 @@ async function main(): Promise<void> {
             engine, kind, run, heraldCli, serverCpu, events, resumers, rate, windowMs, warmupMs, timeoutMs,
           };
           let result: RunFigures;
+          const runStarted = Date.now();
           if (engine === 'sqlite') {
             // A fresh copy of the prepared file: every run starts from the same state.
             const file = join(scratch, 'store.db');
@@ -968,7 +1027,9 @@ async function main(): Promise<void> {
           }
           figures.push(result);
           done++;
-          const left = Math.ceil((((Date.now() - runsStarted) / done) * (total - done)) / 60_000);
+          const key = `${engine} ${kind}`;
+          took.set(key, [...(took.get(key) ?? []), Date.now() - runStarted]);
+          const left = Math.ceil(timeLeft() / 60_000);
           process.stderr.write(`[${done}/${total}] ${engine} ${kind} run ${run}: ${summary(result)}${done < total ? ` (about ${left} min left)` : ''}\n`);
         }
       }
@@ -990,19 +1051,20 @@ async function main(): Promise<void> {
     machine: {
       ...machineInfo(),
       redis: redisVersion.error === undefined ? /v=(\S+)/.exec(redisVersion.stdout)?.[1] : undefined,
-      loadAverage: loadavg(),
+      loadAverage: { start: loadAtStart, end: loadavg() },
     },
+    minutes: (Date.now() - started) / 60_000,
     settings: { runs, events, resumers, perResumer: events / STEP, rate, windowMs, warmupMs, serverCpu, engines },
     prepared,
     runs: figures,
   };
-  const table = markdownTable([report]);
+  const table = `${describe(report)}\n\n${markdownTable([report])}`;
   process.stdout.write(`\n${table}\n`);
   for (const [file, content] of [[jsonFile, JSON.stringify(report, null, 2)], [markdownFile, `${table}\n`]] as const) {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, content);
   }
-  process.stderr.write(`\nsaved ${jsonFile} and ${markdownFile}; ${Math.ceil((Date.now() - started) / 60_000)} min in all\n`);
+  process.stderr.write(`\nsaved ${jsonFile} and ${markdownFile}\n`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) await main();

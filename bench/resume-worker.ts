@@ -41,6 +41,16 @@ export interface StormReport {
   readonly results: readonly ResumerResult[];
 }
 
+/** Sent every few seconds while a storm lasts. */
+export interface StormProgress {
+  readonly type: 'storm-progress';
+  readonly done: number;
+  readonly events: number;
+}
+
+let progressDone = 0;
+let progressEvents = 0;
+
 interface EventData {
   readonly i?: unknown;
   readonly k?: unknown;
@@ -56,6 +66,7 @@ function runResumer(command: StormCommand, started: number): Promise<ResumerResu
     const finish = (error: string | undefined): void => {
       if (done) return;
       done = true;
+      progressDone++;
       clearTimeout(timer);
       stream.close();
       resolve({ received, headMs, firstEventMs, completeMs: error === undefined ? since() : undefined, error });
@@ -80,6 +91,7 @@ function runResumer(command: StormCommand, started: number): Promise<ResumerResu
         if (data.k !== command.topic) return finish(`event ${received} (id ${event.id}) is on topic ${String(data.k)}, not ${command.topic}`);
         if (data.i !== expected) return finish(`event ${received} (id ${event.id}) is history index ${String(data.i)}, expected ${expected}`);
         received++;
+        progressEvents++;
         if (received === 1) firstEventMs = since();
         if (received === command.count) finish(undefined);
       },
@@ -97,7 +109,9 @@ process.on('message', (message: StormCommand | { readonly type: 'close' }) => {
   if (message.type === 'close') process.exit(0);
   if (message.type !== 'storm') return;
   const started = performance.now();
+  const ticker = setInterval(() => process.send!({ type: 'storm-progress', done: progressDone, events: progressEvents } satisfies StormProgress), 5000);
   void Promise.all(Array.from({ length: message.resumers }, () => runResumer(message, started))).then((results) => {
+    clearInterval(ticker);
     const report: StormReport = { type: 'storm-report', results };
     process.send!(report);
   });
