@@ -56,6 +56,8 @@ export const STEP = 1000;
 export const OFFSET = 500;
 export const RESUME_TOPIC = 'storm/resume';
 const LIVE_TOPIC = 'live/ticker';
+/** Connections the live publisher may open: enough for a minute of a frozen hub's unanswered publishes at 20/s. */
+const PUBLISH_SOCKETS = 1200;
 /** Bumped whenever the generated history changes, so a cached file is rebuilt. */
 const HISTORY_FORMAT = 1;
 const MIB = 1024 ** 2;
@@ -88,6 +90,8 @@ export interface RunFigures {
   readonly livePublished: number;
   readonly livePublishFailed: number;
   readonly livePublishError?: string;
+  /** Time from sending a live publish to its answer (202), ms. */
+  readonly publishAckMs: Latency | undefined;
   readonly liveLost: number;
   /** Publish-to-receive latency of the live events sent in the window, ms. */
   readonly liveMs: Latency | undefined;
@@ -446,15 +450,20 @@ class LiveSubscriber {
   }
 }
 
-/** Publishes `rate` events per second, one per request, until stopped; remembers each send time and answer. */
+/**
+ * Publishes `rate` events per second, one per request, until stopped;
+ * remembers each send time, answer and time to answer. Its pool has room for
+ * every request a frozen hub leaves waiting, so the latency measured is the
+ * hub's, not a queue in the bench's connection pool.
+ */
 class LivePublisher {
-  /** [sent at, acknowledged (undefined: no answer yet)]. */
-  readonly sends: [number, boolean | undefined][] = [];
+  /** [sent at, acknowledged (undefined: no answer yet), ms to the answer]. */
+  readonly sends: [number, boolean | undefined, number][] = [];
   private stopped = false;
   private readonly loop: Promise<void>;
   private readonly publisher: Publisher;
   constructor(server: ServerUnderTest, private readonly rate: number) {
-    this.publisher = new Publisher(server, LIVE_TOPIC, 8);
+    this.publisher = new Publisher(server, LIVE_TOPIC, PUBLISH_SOCKETS);
     this.loop = this.run();
   }
   private async run(): Promise<void> {
@@ -463,10 +472,11 @@ class LivePublisher {
     while (!this.stopped) {
       const due = Math.floor(((performance.now() - start) / 1000) * this.rate) - this.sends.length;
       for (let i = 0; i < due; i++) {
-        const send: [number, boolean | undefined] = [now(), undefined];
+        const send: [number, boolean | undefined, number] = [now(), undefined, Number.NaN];
         this.sends.push(send);
         const pending = this.publisher.send(1).then((ok) => {
           send[1] = ok;
+          send[2] = now() - send[0];
           inFlight.delete(pending);
         });
         inFlight.add(pending);
@@ -634,6 +644,7 @@ async function measure(plan: RunPlan): Promise<RunFigures> {
       windowSeconds: (end - start) / 1000,
       livePublished: inWindow.length,
       livePublishFailed: refused,
+      publishAckMs: latencyOf(inWindow.filter(([, ok]) => ok === true).map(([, , ms]) => ms)),
       ...(publisher.firstError === undefined ? {} : { livePublishError: publisher.firstError }),
       liveLost: Math.max(0, inWindow.length - refused - windowSamples.length),
       liveMs: latencyOf(windowSamples),
@@ -687,6 +698,7 @@ function failedRun(plan: RunPlan, error: unknown): RunFigures {
     windowSeconds: Number.NaN,
     livePublished: 0,
     livePublishFailed: 0,
+    publishAckMs: undefined,
     liveLost: 0,
     liveMs: undefined,
     preWindowMs: undefined,
@@ -736,6 +748,7 @@ const ROWS: readonly Row[] = [
     },
   },
   { label: 'live latency max (ms)', read: (r) => r.liveMs?.max, digits: 1, target: () => ({ text: '< 250', met: (r) => (r.liveMs === undefined ? undefined : r.liveMs.max < 250) }) },
+  { label: 'live publish answered p99 (ms)', read: (r) => r.publishAckMs?.p99, digits: 1 },
   { label: 'live publishes not acknowledged', read: (r) => r.livePublishFailed, digits: 0, target: () => ({ text: '0', met: (r) => r.livePublishFailed === 0 }) },
   { label: 'live events lost', read: (r) => r.liveLost, digits: 0, target: () => ({ text: '0', met: (r) => r.liveLost === 0 }) },
   {
