@@ -59,7 +59,7 @@ const LIVE_TOPIC = 'live/ticker';
 /** Connections the live publisher may open: enough for a minute of a frozen hub's unanswered publishes at 20/s. */
 const PUBLISH_SOCKETS = 1200;
 /** Bumped whenever the generated history changes, so a cached file is rebuilt. */
-const HISTORY_FORMAT = 1;
+const HISTORY_FORMAT = 2;
 const MIB = 1024 ** 2;
 /** The RSS target: 100 MB. */
 const RSS_TARGET_BYTES = 100e6;
@@ -69,7 +69,7 @@ const WORKER = fileURLToPath(new URL('./resume-worker.js', import.meta.url));
 /** Event `i` of the prepared history: ~100 bytes of JSON naming its topic and index (the resumers check both). */
 export function historyEvent(i: number): EventDraft {
   const topic = i % STEP === OFFSET ? RESUME_TOPIC : `feed/${i % 200}`;
-  const data = `{"i":${i},"k":"${topic}","sku":"SKU-${(i * 7919) % 100_000}","qty":${(i % 17) + 1},"price":${((i % 50_000) / 100).toFixed(2)},"note":"restock w${i % 31}"}`;
+  const data = `{"i":${i},"k":"${topic}","sku":"SKU-${(i * 7919) % 100_000}","qty":${(i % 17) + 1},"price":${((i % 50_000) / 100).toFixed(2)},"warehouse":"eu-west-${i % 31}","ok":true}`;
   return { topic, data };
 }
 
@@ -158,6 +158,14 @@ export interface ResumeStormReport {
   };
   readonly prepared: Partial<Record<Engine, { readonly seconds: number; readonly cached: boolean }>>;
   readonly runs: readonly RunFigures[];
+}
+
+/** What to undo if the bench is interrupted (Ctrl-C): servers, Redis, scratch files. */
+const cleanups = new Set<() => unknown>();
+
+function onInterrupt(signal: NodeJS.Signals): void {
+  process.stderr.write(`\nbench: ${signal}, cleaning up\n`);
+  void Promise.allSettled([...cleanups].map(async (cleanup) => cleanup())).then(() => process.exit(130));
 }
 
 function sleep(ms: number): Promise<void> {
@@ -264,6 +272,7 @@ interface PreparedRedis {
 /** A private redis-server (AOF, `everysec`), its stream filled with the same history through Herald's `RedisEventLog.append`. */
 async function prepareRedis(events: number, history: number, cpu: string | undefined): Promise<PreparedRedis> {
   const redis = await startRedis({ fsync: 'everysec', ...(cpu === undefined ? {} : { cpu }) });
+  cleanups.add(() => redis.stop());
   const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
   try {
     process.stderr.write(`redis: filling a stream with ${events.toLocaleString('en-US')} events (private redis-server on port ${redis.port})\n`);
@@ -568,6 +577,8 @@ async function measure(plan: RunPlan): Promise<RunFigures> {
     const pid = plan.companionPid?.();
     return pid === undefined ? [] : [pid];
   };
+  const stopServer = (): Promise<void> => server.stop();
+  cleanups.add(stopServer);
   const rss = new RssPoller(() => server.pids());
   const companionRss = new RssPoller(companionPids);
   const live = new LiveSubscriber(server);
@@ -576,7 +587,11 @@ async function measure(plan: RunPlan): Promise<RunFigures> {
   try {
     await live.opened;
     publisher = new LivePublisher(server, plan.rate);
-    if (plan.kind === 'storm') worker = await forkResumers();
+    if (plan.kind === 'storm') {
+      worker = await forkResumers();
+      const forked = worker;
+      cleanups.add(() => forked.kill('SIGKILL'));
+    }
     const warmupStart = now();
     await sleep(plan.warmupMs);
     // The window starts: reset the gauges that reset on scrape, note where memory and CPU stand.
@@ -686,6 +701,7 @@ async function measure(plan: RunPlan): Promise<RunFigures> {
     rss.stop();
     companionRss.stop();
     await server.stop();
+    cleanups.delete(stopServer);
   }
 }
 
@@ -974,6 +990,9 @@ async function main(): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   const scratch = join(dataDir, `run-${process.pid}`);
   mkdirSync(scratch, { recursive: true });
+  cleanups.add(() => rmSync(scratch, { recursive: true, force: true }));
+  process.once('SIGINT', onInterrupt);
+  process.once('SIGTERM', onInterrupt);
 
   const started = Date.now();
   const loadAtStart = loadavg();

@@ -103,7 +103,7 @@ function runResumer(command: StormCommand, started: number): Promise<ResumerResu
 }
 
 // Ready: the parent sends the storm when its window starts.
-process.send!({ type: 'ready' });
+if (process.connected) process.send!({ type: 'ready' });
 
 process.on('message', (message: StormCommand | { readonly type: 'close' }) => {
   if (message.type === 'close') process.exit(0);
