@@ -23,7 +23,7 @@
  *   npm run bench:resume                            3 runs, 1M events, 50 resumers, sqlite and redis
  *   npm run bench:resume -- --quick                 1 run, 100k events, 10 resumers, 10 s windows
  *   npm run bench:resume -- --herald /tmp/old/dist/src/cli/main.js --label old
- *   npm run bench:resume -- --merge bench/results/resume-storm-old.json,bench/results/resume-storm.json
+ *   npm run bench:resume -- --merge bench/results/resume-storm-old.json,bench/results/resume-storm.json --labels old,new
  */
 
 import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
@@ -838,7 +838,7 @@ export function markdownTable(reports: readonly ResumeStormReport[]): string {
     for (const row of ROWS) {
       const cells: string[] = [];
       const verdicts: string[] = [];
-      let targetText = '';
+      const targetTexts: string[] = [];
       let any = false;
       for (const report of reports) {
         const baseline = report.runs.filter((r) => r.engine === engine && r.kind === 'baseline' && r.failure === undefined);
@@ -850,12 +850,14 @@ export function markdownTable(reports: readonly ResumeStormReport[]): string {
         cells.push(b, s);
         const target = row.target?.(baseline);
         if (target !== undefined) {
-          // The p99 limit depends on each report's own baseline; show the first's, each verdict uses its own.
-          if (targetText === '') targetText = target.text;
+          targetTexts.push(`${prefix(report)}${target.text}`);
           verdicts.push(storm.length === 0 ? 'n/a' : verdict(storm.map(target.met)));
         } else verdicts.push('');
       }
       if (!any) continue;
+      // A target that depends on each report's own baseline (the p99 limit) is shown for each.
+      const distinct = new Set(targetTexts.map((text, i) => text.slice(prefix(reports[i]!).length)));
+      const targetText = distinct.size <= 1 ? ([...distinct][0] ?? '') : targetTexts.join('; ');
       lines.push(`| ${engine} | ${row.label} | ${cells.join(' | ')} | ${targetText} | ${verdicts.join(' | ')} |`);
     }
   }
@@ -915,6 +917,7 @@ without them; SQLite (--store) and Redis (--redis, a private redis-server).
   --json <file>         default bench/results/resume-storm[-label].json
   --markdown <file>     default bench/results/resume-storm[-label].md
   --merge <a,b,...>     print one table from saved JSON results (old against new, say) and exit
+  --labels <a,b,...>    with --merge: the columns' names (default: each report's label)
   --quick               the small configuration above
   --help
 `;
@@ -944,6 +947,7 @@ async function main(): Promise<void> {
       json: { type: 'string' },
       markdown: { type: 'string' },
       merge: { type: 'string' },
+      labels: { type: 'string' },
       quick: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -953,7 +957,14 @@ async function main(): Promise<void> {
     return;
   }
   if (values.merge !== undefined) {
-    const reports = values.merge.split(',').filter(Boolean).map((file) => JSON.parse(readFileSync(file, 'utf8')) as ResumeStormReport);
+    const labels = values.labels?.split(',') ?? [];
+    const reports = values.merge
+      .split(',')
+      .filter(Boolean)
+      .map((file, i) => {
+        const report = JSON.parse(readFileSync(file, 'utf8')) as ResumeStormReport;
+        return labels[i] === undefined ? report : { ...report, label: labels[i]! };
+      });
     process.stdout.write(`${reports.map((report) => `- ${describe(report)}`).join('\n')}\n\n${markdownTable(reports)}\n`);
     return;
   }
