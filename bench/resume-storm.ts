@@ -125,6 +125,8 @@ export interface RunFigures {
     /** Those that received exactly their topic's events, in order. */
     readonly exact: number;
     readonly expectedEach: number;
+    /** Events all resumers received (of total × expectedEach): how far a storm that timed out got. */
+    readonly received: number;
     readonly completeSeconds: { readonly p50: number; readonly max: number } | undefined;
     readonly firstEventSeconds: { readonly p50: number; readonly max: number } | undefined;
     readonly errors: readonly string[];
@@ -685,6 +687,7 @@ async function measure(plan: RunPlan): Promise<RunFigures> {
               total: plan.resumers,
               exact: exact.length,
               expectedEach: plan.events / STEP,
+              received: results.reduce((n, r) => n + r.received, 0),
               completeSeconds: spread(exact.map((r) => r.completeMs! / 1000)),
               firstEventSeconds: spread(results.filter((r) => r.firstEventMs !== undefined).map((r) => r.firstEventMs! / 1000)),
               errors: [...new Set(results.map((r) => r.error).filter((e): e is string => e !== undefined))].slice(0, 5),
@@ -797,6 +800,7 @@ const ROWS: readonly Row[] = [
     stormOnly: true,
     target: () => ({ text: 'all', met: (r) => (r.resumers === undefined ? undefined : r.resumers.exact === r.resumers.total) }),
   },
+  { label: 'events the resumers received', read: (r) => r.resumers?.received, digits: 0, stormOnly: true },
   { label: 'resumer time to first event p50 (s)', read: (r) => r.resumers?.firstEventSeconds?.p50, digits: 2, stormOnly: true },
   { label: 'resumer time to complete p50 (s)', read: (r) => r.resumers?.completeSeconds?.p50, digits: 2, stormOnly: true },
   { label: 'resumer time to complete max (s)', read: (r) => r.resumers?.completeSeconds?.max, digits: 2, stormOnly: true },
@@ -910,7 +914,7 @@ without them; SQLite (--store) and Redis (--redis, a private redis-server).
   --window <ms>         measured window; a storm's lasts until its last resumer is done (default 20000, quick 10000)
   --warmup <ms>         before the window, live traffic only (default 5000, quick 3000)
   --rate <n>            live events per second (default 20)
-  --timeout <ms>        a resumer not done by then fails (default 1800000)
+  --timeout <ms>        a resumer not done by then fails, and the storm ends (default 600000)
   --herald <cli>        Herald's dist/src/cli/main.js to measure (default: this checkout's)
   --label <name>        names the results (default: current, or the --herald build's commit)
   --data-dir <dir>      where the prepared SQLite history is kept and reused (default ${join(tmpdir(), 'herald-resume-storm')})
@@ -940,7 +944,7 @@ async function main(): Promise<void> {
       window: { type: 'string' },
       warmup: { type: 'string' },
       rate: { type: 'string', default: '20' },
-      timeout: { type: 'string', default: '1800000' },
+      timeout: { type: 'string', default: '600000' },
       herald: { type: 'string' },
       label: { type: 'string' },
       'data-dir': { type: 'string', default: join(tmpdir(), 'herald-resume-storm') },
@@ -980,7 +984,7 @@ async function main(): Promise<void> {
   const windowMs = integer(values.window, quick ? 10_000 : 20_000, 'window');
   const warmupMs = integer(values.warmup, quick ? 3000 : 5000, 'warmup');
   const rate = integer(values.rate, 20, 'rate');
-  const timeoutMs = integer(values.timeout, 1_800_000, 'timeout');
+  const timeoutMs = integer(values.timeout, 600_000, 'timeout');
   if (events < STEP || events % STEP !== 0) throw new Error(`--events must be a multiple of ${STEP}`);
   const engines = values.engines.split(',').filter(Boolean) as Engine[];
   for (const engine of engines) if (engine !== 'sqlite' && engine !== 'redis') throw new Error(`unknown engine ${engine}; choose sqlite,redis`);
