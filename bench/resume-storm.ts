@@ -544,7 +544,7 @@ function storm(worker: ChildProcess, command: StormCommand): Promise<StormReport
         if (performance.now() - printed < 30_000) return;
         printed = performance.now();
         const expected = command.resumers * command.count;
-        process.stderr.write(`  storm: ${Math.round((printed - started) / 1000)} s, ${message.done}/${command.resumers} resumers done, ${message.events.toLocaleString('en-US')}/${expected.toLocaleString('en-US')} events received\n`);
+        process.stderr.write(`  storm: ${Math.round((printed - started) / 1000)} s, ${message.done}/${command.resumers} resumers done${message.failed > 0 ? `, ${message.failed} failed` : ''}, ${message.events.toLocaleString('en-US')}/${expected.toLocaleString('en-US')} events received\n`);
         return;
       }
       worker.off('exit', onExit);

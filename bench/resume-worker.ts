@@ -44,11 +44,14 @@ export interface StormReport {
 /** Sent every few seconds while a storm lasts. */
 export interface StormProgress {
   readonly type: 'storm-progress';
+  /** Resumers that received all their events, and those that failed. */
   readonly done: number;
+  readonly failed: number;
   readonly events: number;
 }
 
 let progressDone = 0;
+let progressFailed = 0;
 let progressEvents = 0;
 
 interface EventData {
@@ -66,7 +69,8 @@ function runResumer(command: StormCommand, started: number): Promise<ResumerResu
     const finish = (error: string | undefined): void => {
       if (done) return;
       done = true;
-      progressDone++;
+      if (error === undefined) progressDone++;
+      else progressFailed++;
       clearTimeout(timer);
       stream.close();
       resolve({ received, headMs, firstEventMs, completeMs: error === undefined ? since() : undefined, error });
@@ -109,7 +113,7 @@ process.on('message', (message: StormCommand | { readonly type: 'close' }) => {
   if (message.type === 'close') process.exit(0);
   if (message.type !== 'storm') return;
   const started = performance.now();
-  const ticker = setInterval(() => process.send!({ type: 'storm-progress', done: progressDone, events: progressEvents } satisfies StormProgress), 5000);
+  const ticker = setInterval(() => process.send!({ type: 'storm-progress', done: progressDone, failed: progressFailed, events: progressEvents } satisfies StormProgress), 5000);
   void Promise.all(Array.from({ length: message.resumers }, () => runResumer(message, started))).then((results) => {
     clearInterval(ticker);
     const report: StormReport = { type: 'storm-report', results };
