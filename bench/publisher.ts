@@ -36,8 +36,8 @@ export class Publisher {
     return this.server.publishRequest(this.topic, ['1', '2']) !== undefined;
   }
 
-  /** Publishes `count` events in one request; resolves once acknowledged. */
-  send(count = 1): Promise<void> {
+  /** Publishes `count` events in one request; resolves once answered: true if acknowledged. */
+  send(count = 1): Promise<boolean> {
     const texts = Array.from({ length: count }, eventData);
     const spec = this.server.publishRequest(this.topic, texts);
     if (spec === undefined) throw new Error(`${this.server.name} cannot publish a batch`);
@@ -48,15 +48,16 @@ export class Publisher {
         (res) => {
           res.resume();
           res.on('end', () => {
-            if (res.statusCode !== undefined && res.statusCode < 300) this.published += count;
+            const ok = res.statusCode !== undefined && res.statusCode < 300;
+            if (ok) this.published += count;
             else this.fail(`status ${res.statusCode}`, count);
-            resolve();
+            resolve(ok);
           });
         },
       );
       req.on('error', (error) => {
         this.fail(error.message, count);
-        resolve();
+        resolve(false);
       });
       req.end(spec.body);
     });
@@ -74,7 +75,7 @@ export class Publisher {
   async atRate(rate: number, durationMs: number): Promise<void> {
     const start = performance.now();
     let sent = 0;
-    const inFlight = new Set<Promise<void>>();
+    const inFlight = new Set<Promise<boolean>>();
     while (true) {
       const elapsed = performance.now() - start;
       if (elapsed >= durationMs) break;

@@ -33,6 +33,8 @@ export interface StartOptions {
   readonly cpu: string | undefined;
   /** Extra command-line flags for Herald. */
   readonly heraldArgs?: readonly string[];
+  /** Herald's CLI (`dist/src/cli/main.js`) to run; default: this checkout's. Another build (an older version, say) can be measured with the same harness. */
+  readonly heraldCli?: string;
 }
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -108,7 +110,7 @@ function nodeServer(name: 'herald' | 'naive', child: ChildProcess, port: number)
 
 async function startHerald(options: StartOptions): Promise<ServerUnderTest> {
   const args = [
-    HERALD_CLI,
+    options.heraldCli ?? HERALD_CLI,
     '--port', String(options.port), '--host', HOST,
     '--max-connections', '20000', '--heartbeat', '30s', '--history', '10000',
     ...(options.heraldArgs ?? []),

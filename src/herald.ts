@@ -195,6 +195,7 @@ export class Herald {
     const listening = this.server.stopListening();
     await this.http.drain(this.options.shutdownTimeout);
     await this.hub.close();
+    this.metrics.close();
     this.rate.close();
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();

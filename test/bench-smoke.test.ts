@@ -4,11 +4,18 @@
  */
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { runScenario, type Scenario } from '../bench/harness.js';
 import { latencyPlotSvg } from '../bench/plot.js';
 import type { BenchReport } from '../bench/report-types.js';
+import type { ResumeStormReport } from '../bench/resume-storm.js';
 import { markdownTable } from '../bench/run.js';
+import { redisSkip } from './redis-server.js';
 
 const fanout: Scenario = { id: 'smoke', title: '300 subscribers × 100 ev/s', kind: 'fanout', subscribers: 300, rate: 100 };
 
@@ -42,4 +49,40 @@ test('bench smoke: 300 raw-TCP subscribers from 2 processes, 100 events/s, every
   assert.match(table, /\| 300 subscribers × 100 ev\/s \| lost deliveries \| 0 \| 0 \|/);
   assert.match(table, /herald\/naive/);
   assert.match(latencyPlotSvg(report), /^<svg[^]*<\/svg>\s*$/);
+});
+
+test('bench:resume smoke: a tiny storm (2,000 events, 3 resumers) against a baseline, SQLite and Redis, every resumer gets exactly its events', { timeout: 180_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-resume-smoke-'));
+  try {
+    const engines = redisSkip === false ? 'sqlite,redis' : 'sqlite';
+    const json = join(dir, 'report.json');
+    const run = spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../bench/resume-storm.js', import.meta.url)), '--events', '2000', '--resumers', '3', '--runs', '1', '--window', '1000', '--warmup', '500',
+        '--engines', engines, '--data-dir', dir, '--json', json, '--markdown', join(dir, 'report.md')],
+      { encoding: 'utf8', timeout: 170_000 },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    const report = JSON.parse(readFileSync(json, 'utf8')) as ResumeStormReport;
+    assert.equal(report.runs.length, engines.split(',').length * 2, 'a baseline and a storm run per engine');
+    for (const figures of report.runs) {
+      assert.equal(figures.failure, undefined, `${figures.engine} ${figures.kind}: ${figures.failure}`);
+      assert.ok(figures.liveMs !== undefined && figures.liveMs.count > 0, 'live latency was measured');
+      assert.equal(figures.liveLost, 0);
+      assert.ok(figures.rss.peakBytes > 0, 'RSS was polled');
+      assert.ok(figures.loop.maxSeconds !== undefined && figures.loop.over50ms !== undefined, 'event-loop delay was scraped');
+      if (figures.kind === 'storm') {
+        assert.deepEqual(figures.resumers?.errors, []);
+        assert.equal(figures.resumers?.exact, 3, 'each resumer got exactly the 2 events of its topic');
+        assert.equal(figures.resumers?.expectedEach, 2);
+      }
+    }
+    assert.match(run.stdout, /\| sqlite \| live latency p99 \(ms\) \| [\d.]+ \| [\d.,]+ \| ≤ [\d.,]+ \(2 × baseline or 50 ms\) \|/);
+    // Reusing the prepared history, and merging two reports into one table.
+    const again = spawnSync(process.execPath, [fileURLToPath(new URL('../bench/resume-storm.js', import.meta.url)), '--merge', `${json},${json}`], { encoding: 'utf8' });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /current: no resumers \| current: storm \| current: no resumers/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

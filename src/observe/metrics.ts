@@ -9,6 +9,7 @@
  */
 
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Hub } from '../hub/hub.js';
 import type { CloseReason } from '../hub/sink.js';
@@ -17,6 +18,8 @@ import type { CloseReason } from '../hub/sink.js';
 export const MAX_TOPIC_BUCKETS = 50;
 /** Why a stream was refused, for `herald_stream_refusals_total`. */
 export type RefusalReason = 'limit' | 'auth' | 'invalid' | 'shutdown';
+/** How often `herald_event_loop_delay_seconds` samples the event loop, in ms. */
+export const LOOP_SAMPLE_MS = 10;
 
 export class HubMetrics {
   readonly registry = new Registry();
@@ -28,6 +31,7 @@ export class HubMetrics {
   private readonly refusals: Counter<'reason'>;
   private readonly publishSeconds: Histogram;
   private readonly lagSeconds: Histogram;
+  private readonly loopTimer: NodeJS.Timeout;
 
   constructor(hub: Hub, options: { readonly node?: string; readonly processMetrics?: boolean } = {}) {
     const node = options.node ?? `${hostname()}:${process.pid}`;
@@ -105,6 +109,24 @@ export class HubMetrics {
         this.set(hub.health().ok ? 1 : 0);
       },
     });
+    // A timer due every LOOP_SAMPLE_MS fires late by as long as the event loop
+    // was held (a synchronous read, a long fan-out): every stream and publish
+    // on this node waited that long. Cumulative, so any number of scrapers can
+    // read it and rate() works; prom-client's nodejs_eventloop_lag_* gauges
+    // reset on every scrape instead.
+    const loopDelay = new Histogram({
+      name: 'herald_event_loop_delay_seconds',
+      help: `Event-loop delay: how late a timer due every ${LOOP_SAMPLE_MS} ms fired, in seconds. Meanwhile no stream on this node was written and no publish answered; samples over 0.05 s are stalls worth an alert.`,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    let due = performance.now() + LOOP_SAMPLE_MS;
+    this.loopTimer = setInterval(() => {
+      const now = performance.now();
+      loopDelay.observe(Math.max(0, now - due) / 1000);
+      due = now + LOOP_SAMPLE_MS;
+    }, LOOP_SAMPLE_MS);
+    this.loopTimer.unref();
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
 
     hub.observe({
@@ -133,6 +155,11 @@ export class HubMetrics {
     if (this.buckets.size >= MAX_TOPIC_BUCKETS) return 'other';
     this.buckets.add(bucket);
     return bucket;
+  }
+
+  /** Stops sampling the event loop (the figures stay readable). */
+  close(): void {
+    clearInterval(this.loopTimer);
   }
 
   /** The text of `GET /metrics`. */
