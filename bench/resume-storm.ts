@@ -45,7 +45,7 @@ import { startServer, type ServerUnderTest } from './servers.js';
 import { SseStream } from './sse.js';
 import type { EventDraft } from '../src/log/event-log.js';
 // The tests' private redis-server, reused so the bench never touches a shared one.
-import { startRedis, type TestRedis } from '../test/redis-server.js';
+import { startRedis, type TestRedis } from '../test/support/redis-server.js';
 
 export type Engine = 'sqlite' | 'redis';
 export type RunKind = 'baseline' | 'storm';

@@ -15,7 +15,7 @@ import { latencyPlotSvg } from '../bench/plot.js';
 import type { BenchReport } from '../bench/report-types.js';
 import type { ResumeStormReport } from '../bench/resume-storm.js';
 import { markdownTable } from '../bench/run.js';
-import { redisSkip } from './redis-server.js';
+import { redisSkip } from './support/redis-server.js';
 
 const fanout: Scenario = { id: 'smoke', title: '300 subscribers × 100 ev/s', kind: 'fanout', subscribers: 300, rate: 100 };
 
