@@ -218,8 +218,16 @@ export interface HeraldProcess {
   readonly exited: Promise<number | string>;
 }
 
-/** Runs the `herald` command in a child process and waits until it listens. */
-export function spawnHerald(args: string[] = [], env: Record<string, string> = {}): Promise<HeraldProcess> {
+/**
+ * Runs the `herald` command in a child process and waits until it listens.
+ * A process that does not listen within `startTimeoutMs` is killed, so a
+ * failed start leaves nothing running.
+ */
+export function spawnHerald(
+  args: string[] = [],
+  env: Record<string, string> = {},
+  { startTimeoutMs = 15_000 }: { startTimeoutMs?: number } = {},
+): Promise<HeraldProcess> {
   // The developer's own HERALD_* settings must not change the servers tests start.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(HERALD_|PORT$|HOST$)/.test(name)));
   const child = spawn(process.execPath, [CLI_PATH, '--host', '127.0.0.1', ...args], {
@@ -228,11 +236,13 @@ export function spawnHerald(args: string[] = [], env: Record<string, string> = {
   });
   let output = '';
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  let listening = false;
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
       const match = /listening on (https?:\/\/[^\s]+)/.exec(output);
-      if (match !== null) {
+      if (match !== null && !listening) {
+        listening = true;
         const url = match[1]!;
         resolve({ child, url, port: Number(new URL(url).port), output: () => output, exited });
       }
@@ -240,7 +250,11 @@ export function spawnHerald(args: string[] = [], env: Record<string, string> = {
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     void exited.then((code) => reject(new Error(`herald exited (${code}) before listening: ${output}`)));
-    setTimeout(() => reject(new Error(`herald did not start in time: ${output}`)), 15_000).unref();
+    setTimeout(() => {
+      if (listening) return;
+      child.kill('SIGKILL');
+      reject(new Error(`herald did not start within ${startTimeoutMs} ms: ${output}`));
+    }, startTimeoutMs).unref();
   });
 }
 
