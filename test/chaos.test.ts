@@ -51,7 +51,7 @@ const CLIENTS = envInt('HERALD_CHAOS_CLIENTS', 300);
 const CLIENT_PROCESSES = 3;
 const ROUNDS = envInt('HERALD_CHAOS_ROUNDS', 2);
 const NODES = 3;
-const PUBLISHERS = 3;
+const PUBLISHERS = 4;
 /** How long Redis stays down when nodes are restarted into the outage (the reported bug: 5 s). */
 const OUTAGE_MS = 5000;
 /** Bound of every wait for the system to converge (a sentinel everywhere, a node healthy). */
@@ -540,7 +540,7 @@ test('chaos: 3 nodes on one Redis behind a load balancer, hundreds of EventSourc
         const topics = Array.from({ length: rand() < 0.15 ? 3 : 1 }, () => pick(TOPICS));
         const outcome = await publish(lbPort, log, topics);
         // A refused publish (Redis down) is retried later, as a new event.
-        await sleep(outcome === 'acked' ? 40 + rand() * 80 : 250);
+        await sleep(outcome === 'acked' ? 20 + rand() * 40 : 250);
       }
     });
 
