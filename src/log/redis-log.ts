@@ -36,6 +36,15 @@ export interface RedisLogOptions {
   readonly maxAgeMs: number;
   /** Told, in one line, when the connection to Redis is lost or back. */
   readonly notify?: (message: string) => void;
+  /** The clock age trimming measures against; tests replace it (ids come from Redis's clock regardless). */
+  readonly now?: () => number;
+  /**
+   * Test seam, leave unset: awaited by the tail before each attempt at its
+   * first read of the stream (where it learns where to start following), so
+   * a test can hold open the window between the command connection being up
+   * and the tail following.
+   */
+  readonly beforeFirstFollow?: () => Promise<void>;
 }
 
 /**
@@ -131,6 +140,8 @@ export class RedisEventLog implements EventLog {
   private readonly maxLength: number;
   private readonly maxAgeMs: number;
   private readonly notify: (message: string) => void;
+  private readonly now: () => number;
+  private readonly beforeFirstFollow: () => Promise<void>;
   private readonly listeners = new Set<TailListener>();
   private readonly gapListeners = new Set<() => void>();
   private readonly trimTimer: NodeJS.Timeout;
@@ -155,6 +166,8 @@ export class RedisEventLog implements EventLog {
     this.maxLength = Math.max(options.capacity, MIN_STREAM_LENGTH);
     this.maxAgeMs = options.maxAgeMs;
     this.notify = options.notify ?? (() => {});
+    this.now = options.now ?? Date.now;
+    this.beforeFirstFollow = options.beforeFirstFollow ?? (() => Promise.resolve());
     const connection: RedisOptions = {
       // Fail at once while disconnected: a publish must not wait in a queue, or be resent after it may have run.
       enableOfflineQueue: false,
@@ -293,6 +306,7 @@ export class RedisEventLog implements EventLog {
     while (!this.closed) {
       try {
         if (this.cursor === undefined) {
+          await this.beforeFirstFollow();
           const state = await this.readState(this.reader);
           this.cursor = formatEventId(state.lastGenerated);
           this.cursorCount = state.count;
@@ -343,11 +357,11 @@ export class RedisEventLog implements EventLog {
     for (const listener of this.gapListeners) listener();
   }
 
-  /** Age trimming and the figures `stats()` reports. */
-  private async housekeeping(): Promise<void> {
+  /** Age trimming and the figures `stats()` reports; runs every second, and on demand (tests). */
+  async housekeeping(): Promise<void> {
     if (this.commands.status !== 'ready') return;
     try {
-      if (this.maxAgeMs > 0) await this.commands.heraldTrimByAge(this.streamKey, this.horizonKey, Date.now() - this.maxAgeMs);
+      if (this.maxAgeMs > 0) await this.commands.heraldTrimByAge(this.streamKey, this.horizonKey, this.now() - this.maxAgeMs);
       const state = await this.readState();
       this.cachedStats = { size: state.length, oldestId: state.firstId, newestId: state.lastId };
     } catch {
