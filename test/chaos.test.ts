@@ -14,7 +14,8 @@
  * Synchronisation is on events: clients report (over IPC) when each holds a
  * sentinel batch; nodes are waited for through `/health`. The seed
  * (`HERALD_TEST_SEED`) replays the fault order, the nodes picked and the
- * topics; `HERALD_CHAOS_ROUNDS` and `HERALD_CHAOS_CLIENTS` scale the run.
+ * topics; `HERALD_CHAOS_ROUNDS`, `HERALD_CHAOS_CLIENTS` and `HERALD_CHAOS_RETRY_MS`
+ * (the nodes' `--retry`) scale the run.
  */
 
 import assert from 'node:assert/strict';
@@ -50,9 +51,20 @@ const shuffled = <T>(items: readonly T[]): T[] => {
 
 const CLIENTS = envInt('HERALD_CHAOS_CLIENTS', 300);
 const CLIENT_PROCESSES = 3;
-const ROUNDS = envInt('HERALD_CHAOS_ROUNDS', 2);
+/**
+ * A round: every kind of fault once, in a seeded order, then the two outage faults again in a
+ * seeded order. Those race a node's start-up against Redis's return, and a start-up gap shows in
+ * about three of four of them, so four per round; the cheaper faults once.
+ */
+const ROUNDS = envInt('HERALD_CHAOS_ROUNDS', 1);
 const NODES = 3;
 const PUBLISHERS = 4;
+/**
+ * The reconnection delay nodes send (`retry:`). Short, so clients come back fast; during an
+ * outage every client whose stream ended reconnects this often, and that storm is most of the
+ * machine's load (it is also what finds the start-up gap: resumes arriving as Redis returns).
+ */
+const RETRY_MS = envInt('HERALD_CHAOS_RETRY_MS', 200);
 /** How long Redis stays down when nodes are restarted into the outage (the reported bug: 5 s). */
 const OUTAGE_MS = 5000;
 /** Bound of every wait for the system to converge (a sentinel everywhere, a node healthy). */
@@ -75,7 +87,8 @@ const GROUPS: readonly { readonly selectors: readonly string[]; readonly matches
 ];
 
 type FaultKind = 'node-restart' | 'node-freeze' | 'redis-restart' | 'outage-restart-all-but-one' | 'outage-restart-one';
-const FAULT_KINDS: readonly FaultKind[] = ['node-restart', 'node-freeze', 'redis-restart', 'outage-restart-all-but-one', 'outage-restart-one'];
+const OUTAGE_KINDS: readonly FaultKind[] = ['outage-restart-all-but-one', 'outage-restart-one'];
+const FAULT_KINDS: readonly FaultKind[] = ['node-restart', 'node-freeze', 'redis-restart', ...OUTAGE_KINDS];
 
 interface FaultRecord {
   readonly number: number;
@@ -438,7 +451,7 @@ function nodeLogSummary(generations: readonly Generation[]): string[] {
 
 test('chaos: 3 nodes on one Redis behind a load balancer, hundreds of EventSource clients, nodes and Redis killed: exactly the acknowledged events, in order', { skip: redisSkip, timeout: 10 * 60_000 }, async () => {
   const began = Date.now();
-  console.log(`# chaos: seed ${seed} (HERALD_TEST_SEED=${seed} replays the fault order), ${CLIENTS} clients in ${CLIENT_PROCESSES} processes, ${ROUNDS} rounds`);
+  console.log(`# chaos: seed ${seed} (HERALD_TEST_SEED=${seed} replays the fault order), ${CLIENTS} clients in ${CLIENT_PROCESSES} processes, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} of faults`);
   let redis: TestRedis | undefined;
   let balancer: LoadBalancer | undefined;
   let fleet: Fleet | undefined;
@@ -465,7 +478,7 @@ test('chaos: 3 nodes on one Redis behind a load balancer, hundreds of EventSourc
       const started = Date.now();
       slot.generation++;
       const label = `n${slot.index}#${slot.generation}`;
-      const proc = await spawnHerald(['--port', String(slot.port), '--redis', redisUrl, '--redis-prefix', 'chaos', '--history', '1000000', '--retry', '200ms', '--heartbeat', '1s'], {}, {
+      const proc = await spawnHerald(['--port', String(slot.port), '--redis', redisUrl, '--redis-prefix', 'chaos', '--history', '1000000', '--retry', `${RETRY_MS}ms`, '--heartbeat', '1s'], {}, {
         // A loaded machine starts a node slowly, more so in a reconnect storm.
         startTimeoutMs: 60_000,
       });
@@ -549,7 +562,7 @@ test('chaos: 3 nodes on one Redis behind a load balancer, hundreds of EventSourc
     const live = (): Slot[] => slots.filter((slot) => slot.proc !== undefined);
     const faultKinds: FaultKind[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      faultKinds.push(...shuffled(FAULT_KINDS));
+      faultKinds.push(...shuffled(FAULT_KINDS), ...shuffled(OUTAGE_KINDS));
     }
     // A run that does not converge still gets its deliveries checked: the loss is the interesting part.
     let failure: Error | undefined;
