@@ -58,7 +58,8 @@ const CLIENT_PROCESSES = 3;
  */
 const ROUNDS = envInt('HERALD_CHAOS_ROUNDS', 1);
 const NODES = 3;
-const PUBLISHERS = 4;
+/** Publishing is mostly waiting for answers on a loaded machine: several publishers keep the rate up. */
+const PUBLISHERS = 8;
 /**
  * The reconnection delay nodes send (`retry:`). Short, so clients come back fast; during an
  * outage every client whose stream ended reconnects this often, and that storm is most of the
