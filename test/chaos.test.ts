@@ -62,11 +62,14 @@ const NODES = 3;
 const PUBLISHERS = 8;
 /**
  * The reconnection delay nodes send (`retry:`). Short, so clients come back fast; during an
- * outage every client whose stream ended reconnects this often, and that storm is most of the
- * machine's load (it is also what finds the start-up gap: resumes arriving as Redis returns).
+ * outage every client whose stream ended reconnects this often, a storm that loads the machine
+ * (and that finds the start-up gap: resumes keep arriving while Redis returns).
  */
 const RETRY_MS = envInt('HERALD_CHAOS_RETRY_MS', 200);
-/** How long Redis stays down when nodes are restarted into the outage (the reported bug: 5 s). */
+/**
+ * How long Redis stays down, at least, when nodes are restarted into the outage (the reported
+ * bug: 5 s). It stays down until they listen, which takes longer on a loaded machine.
+ */
 const OUTAGE_MS = 5000;
 /** Bound of every wait for the system to converge (a sentinel everywhere, a node healthy). */
 const CONVERGE_MS = 90_000;
