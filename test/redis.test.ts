@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { compareEventIds, parseEventId } from '../src/log/event-id.js';
 import { MIN_STREAM_LENGTH, RedisEventLog } from '../src/log/redis-log.js';
+import { createHub } from '../src/index.js';
 import { sleep, SseTap, startHub, trigger, type RunningHub } from './support/helpers.js';
 import { redisSkip, startRedis, type TestRedis } from './support/redis-server.js';
 
@@ -193,5 +194,67 @@ test('the Redis log refuses appends while Redis is unreachable instead of queuei
     await assert.rejects(log.append([{ data: 'x' }]), (error: any) => error.code === 'HERALD_ERR_STORE_UNAVAILABLE');
   } finally {
     await log.close();
+  }
+});
+
+test('a node started while Redis was down: a client resuming there before its tail follows gets every event once, never a silent gap', { skip: redisSkip }, async () => {
+  // Its own Redis: this test starts it stopped.
+  const own = await startRedis();
+  await own.kill();
+  const redisPrefix = freshPrefix();
+  let releaseTail!: () => void;
+  const tailHeld = new Promise<void>((resolve) => (releaseTail = resolve));
+  // The seam holds this node's tail before its first read of the stream, however long Redis takes to come back.
+  const log = new RedisEventLog({ url: own.url, prefix: redisPrefix, capacity: 1000, maxAgeMs: 0, beforeFirstFollow: () => tailHeld });
+  const late = createHub({ heartbeat: 0 }, { eventLog: log });
+  const { url } = await late.listen(0, '127.0.0.1');
+  let other: RunningHub | undefined;
+  const taps: SseTap[] = [];
+  try {
+    await own.restart();
+    other = await startHub({ redis: own.url, redisPrefix });
+    // The late node's command connection is back once it stores a publish (bounded: 10 s).
+    let anchor: string | undefined;
+    for (let attempt = 0; anchor === undefined && attempt < 200; attempt++) {
+      anchor = await late.publish({ topic: 'g', data: 'anchor' }).then((published) => published.id, () => undefined);
+      if (anchor === undefined) await sleep(50);
+    }
+    assert.ok(anchor !== undefined, 'the late node publishes once Redis is back');
+
+    // While the tail does not follow, a resume is refused cleanly rather than served with a hole in it.
+    const refused = await SseTap.open(url, '/events?topic=g', { 'Last-Event-ID': anchor });
+    taps.push(refused);
+    await refused.waitForEnd();
+    assert.equal(refused.events.length, 0, 'nothing delivered out of a refused replay');
+
+    let tap = await SseTap.open(url, '/events?topic=g', { 'Last-Event-ID': anchor });
+    taps.push(tap);
+    // The hello is written in the same turn the hub asks the log for the replay.
+    await tap.until(() => tap.comments.includes('connected'), 'the resumed stream to open');
+    // Stored after the resume asked for history, before the late node's tail has read anything.
+    const between = [(await other.herald.publish({ topic: 'g', data: 'one' })).id, (await other.herald.publish({ topic: 'g', data: 'two' })).id];
+    releaseTail();
+    const last = (await other.herald.publish({ topic: 'g', data: 'three' })).id;
+    const expected = [...between, last];
+
+    const received: string[] = [];
+    for (let stream = 0; ; stream++) {
+      const current = tap;
+      await current.until(() => current.events.some((e) => e.id === last) || current.ended, 'the last event or the end of the stream');
+      assert.ok(!current.events.some((e) => e.event === 'herald-resync'), 'every id is retained: no resync notice');
+      received.push(...current.events.map((e) => e.id!));
+      if (!current.ended || received.includes(last)) break;
+      // A clean end (the log could not promise the replay yet): the client resumes, as EventSource would.
+      assert.ok(stream < 5, 'the stream settles within a few reconnections');
+      tap = await SseTap.open(url, '/events?topic=g', { 'Last-Event-ID': received.at(-1) ?? anchor });
+      taps.push(tap);
+    }
+    assert.deepEqual(received, expected, 'every event after the anchor exactly once, in order');
+  } finally {
+    for (const tap of taps) tap.close();
+    releaseTail();
+    await other?.close();
+    await late.close();
+    await own.stop();
   }
 });

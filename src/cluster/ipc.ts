@@ -10,9 +10,12 @@
 import type { ErrorCode } from '../errors.js';
 import type { EventDraft, EventLogStats, ReadPage, ReadRequest, StoredEvent } from '../log/event-log.js';
 
+/** An error crossing the process boundary: a `HeraldError`'s code and the facts the HTTP layer needs. */
 export interface WireError {
   readonly code?: ErrorCode;
   readonly message: string;
+  /** `ErrorDetails.retryAfter`: a refused publish keeps its `Retry-After` across IPC. */
+  readonly retryAfter?: number;
 }
 
 /** What the primary's log gave each event of a batch (the data stays with the worker, which has it). */

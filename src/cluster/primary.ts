@@ -23,13 +23,14 @@ import type { Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { AggregatorRegistry } from 'prom-client';
 import { listenForMetrics } from '../http/metrics-port.js';
-import { HeraldError, isHeraldError } from '../errors.js';
+import { HeraldError } from '../errors.js';
 import { LISTEN_BACKLOG, urlOf } from '../http/server.js';
 import { createEventLog, engineOf } from '../log/create.js';
 import type { ResolvedOptions } from '../config/options.js';
-import type { EventLog, StoredEvent } from '../log/event-log.js';
+import type { EventLog } from '../log/event-log.js';
 import { settleWithin } from '../settle.js';
-import { isWorkerMessage, type AppendOutcome, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
+import { isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './ipc.js';
+import { PrimaryLogService, toWire, type WorkerEnd } from './log-service.js';
 
 export interface PrimaryOutput {
   /** A line for the operator (ready, stopping, a worker restarted). */
@@ -42,7 +43,10 @@ const RESTART_DELAY_MS = 500;
 
 export class ClusterPrimary {
   private readonly log: EventLog | undefined;
-  private readonly workers = new Set<Worker>();
+  /** Serves the log to the workers; absent with a shared log, which each worker follows itself. */
+  private readonly logService: PrimaryLogService | undefined;
+  /** Each worker's end of the log service. */
+  private readonly workers = new Map<Worker, WorkerEnd>();
   /** Workers serving connections, in hand-out order. */
   private ready: Worker[] = [];
   private nextWorker = 0;
@@ -53,7 +57,6 @@ export class ClusterPrimary {
   /** Sockets whose send to a worker has not completed yet; the primary still holds them. */
   private readonly inTransit = new Map<Worker, Set<Socket>>();
   private url = '';
-  private outbox: StoredEvent[] = [];
   private announced = false;
   private stopping: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -66,7 +69,7 @@ export class ClusterPrimary {
   ) {
     // A log every process can open (Redis) is followed by each worker; any other is the primary's, shared over IPC.
     this.log = engineOf(options).shared ? undefined : createEventLog(options, (line) => output.warn(line));
-    this.log?.tail((events) => this.broadcast(events));
+    this.logService = this.log === undefined ? undefined : new PrimaryLogService(this.log);
     this.allReady = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
     // Settled only through the promise returned by start().
     this.allReady.catch(() => undefined);
@@ -137,7 +140,9 @@ export class ClusterPrimary {
 
   private fork(): void {
     const worker = cluster.fork();
-    this.workers.add(worker);
+    const end: WorkerEnd = { send: (message) => send(worker, message) };
+    this.workers.set(worker, end);
+    this.logService?.add(end);
     worker.on('message', (message: unknown) => {
       if (isWorkerMessage(message)) this.receive(worker, message);
     });
@@ -157,32 +162,20 @@ export class ClusterPrimary {
         }
         return;
       }
-      case 'append': {
-        // Appended in one go, in order: a SQLite store commits them together.
-        const log = this.requireLog();
-        const outcomes = message.batches.map((drafts) =>
-          log.append(drafts).then(
-            (events): AppendOutcome => ({ stored: events.map(({ id, position, time }) => ({ id, position, time })) }),
-            (error: unknown): AppendOutcome => ({ error: toWire(error) }),
-          ),
-        );
-        this.track(Promise.all(outcomes).then((results) => send(worker, { herald: 'appended', id: message.id, results })));
+      case 'append':
+      case 'read': {
+        const end = this.workers.get(worker);
+        if (end === undefined) return;
+        if (this.logService === undefined) {
+          // Workers of a shared log (--redis) keep their own event log; answer rather than leave one waiting.
+          const error = toWire(new HeraldError('HERALD_ERR_INVALID_STATE', 'workers of a shared log (--redis) keep their own event log'));
+          end.send(message.herald === 'append' ? { herald: 'appended', id: message.id, results: message.batches.map(() => ({ error })) } : { herald: 'read-result', id: message.id, error });
+          return;
+        }
+        this.track(this.logService.serve(end, message));
         return;
       }
-      case 'read':
-        this.track(
-          this.requireLog().read(message.request).then(
-            (page) => send(worker, { herald: 'read-result', id: message.id, page }),
-            (error: unknown) => send(worker, { herald: 'read-result', id: message.id, error: toWire(error) }),
-          ),
-        );
-        return;
     }
-  }
-
-  private requireLog(): EventLog {
-    if (this.log === undefined) throw new HeraldError('HERALD_ERR_INVALID_STATE', 'workers of a shared log (--redis) keep their own event log');
-    return this.log;
   }
 
   private track(work: Promise<unknown>): void {
@@ -190,20 +183,9 @@ export class ClusterPrimary {
     void work.finally(() => this.inFlight.delete(work));
   }
 
-  /** Batches stored in one event-loop turn go to each worker in one message. */
-  private broadcast(events: readonly StoredEvent[]): void {
-    if (this.outbox.length === 0) setImmediate(this.flush);
-    for (const event of events) this.outbox.push(event);
-  }
-
-  private readonly flush = (): void => {
-    const events = this.outbox;
-    this.outbox = [];
-    const message: PrimaryMessage = { herald: 'events', events, stats: this.log!.stats() };
-    for (const worker of this.workers) send(worker, message);
-  };
-
   private exited(worker: Worker, code: number | null, signal: string | null): void {
+    const end = this.workers.get(worker);
+    if (end !== undefined) this.logService?.remove(end);
     this.workers.delete(worker);
     const wasReady = this.ready.includes(worker);
     this.ready = this.ready.filter((other) => other !== worker);
@@ -233,13 +215,14 @@ export class ClusterPrimary {
     this.metricsServer?.close();
     this.metricsServer?.closeAllConnections();
     for (const socket of this.waiting.splice(0)) socket.destroy();
-    const exits = [...this.workers].map((worker) => new Promise<void>((resolve) => {
+    const exits = [...this.workers.keys()].map((worker) => new Promise<void>((resolve) => {
       if (worker.isDead()) resolve();
       else worker.once('exit', () => resolve());
       worker.process.kill('SIGTERM');
     }));
     await settleWithin(new Set(exits), this.options.shutdownTimeout + 1000);
     await settleWithin(this.inFlight, this.options.shutdownTimeout);
+    this.logService?.close();
     await this.log?.close();
   }
 }
@@ -248,9 +231,4 @@ function ignore(): void {}
 
 function send(worker: Worker, message: PrimaryMessage): void {
   if (worker.isConnected()) worker.send(message);
-}
-
-function toWire(error: unknown): WireError {
-  if (isHeraldError(error)) return { code: error.code, message: error.message };
-  return { message: (error as Error)?.message ?? String(error) };
 }

@@ -10,17 +10,29 @@ import { isPrimaryMessage, type PrimaryMessage, type WireError, type WorkerMessa
 
 /** The IPC end a worker has: `process` in a `node:cluster` worker. */
 export interface PrimaryChannel {
-  send(message: WorkerMessage): boolean;
+  /** Sends a message; `done` is told whether it went (an error once the channel is closed). */
+  send(message: WorkerMessage, done: (error: Error | null) => void): boolean;
   on(event: 'message', listener: (message: unknown) => void): unknown;
+  /** The channel closed: the primary is gone, nothing sent will be answered. */
+  on(event: 'disconnect', listener: () => void): unknown;
   off(event: 'message', listener: (message: unknown) => void): unknown;
+  off(event: 'disconnect', listener: () => void): unknown;
   readonly connected: boolean;
 }
+
+/**
+ * A request the primary has not answered in this long fails: the primary
+ * answers every request (a read is one bounded page), so one that never
+ * comes means the primary is stuck, and a replay ends rather than hangs.
+ */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 interface Waiting {
   readonly resolve: (value: PrimaryMessage) => void;
   readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
 }
 
 export class WorkerEventLog implements EventLog {
@@ -35,6 +47,19 @@ export class WorkerEventLog implements EventLog {
 
   constructor(private readonly primary: PrimaryChannel) {
     primary.on('message', this.receive);
+    primary.on('disconnect', this.disconnected);
+  }
+
+  /** Nothing sent to the primary will be answered now: every caller waiting is told at once. */
+  private readonly disconnected = (): void => this.failAll(unavailable('the primary process is gone'));
+
+  private failAll(error: HeraldError): void {
+    const waiting = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const { reject, timer } of waiting) {
+      clearTimeout(timer);
+      reject(error);
+    }
   }
 
   private readonly receive = (message: unknown): void => {
@@ -45,8 +70,10 @@ export class WorkerEventLog implements EventLog {
       return;
     }
     const waiting = this.waiting.get(message.id);
+    // Unknown: answered after it timed out, or after the worker closed.
     if (waiting === undefined) return;
     this.waiting.delete(message.id);
+    clearTimeout(waiting.timer);
     waiting.resolve(message);
   };
 
@@ -54,8 +81,19 @@ export class WorkerEventLog implements EventLog {
     if (this.closed || !this.primary.connected) return Promise.reject(unavailable('the primary process is gone'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.primary.send({ ...message, id } as WorkerMessage);
+      const fail = (error: HeraldError): void => {
+        const waiting = this.waiting.get(id);
+        if (waiting === undefined) return;
+        this.waiting.delete(id);
+        clearTimeout(waiting.timer);
+        reject(error);
+      };
+      const timer = setTimeout(() => fail(unavailable('the primary process did not answer in time')), REQUEST_TIMEOUT_MS);
+      timer.unref();
+      this.waiting.set(id, { resolve, reject, timer });
+      this.primary.send({ ...message, id } as WorkerMessage, (error) => {
+        if (error !== null) fail(unavailable(`the primary process cannot be reached (${error.message})`));
+      });
     });
   }
 
@@ -113,17 +151,19 @@ export class WorkerEventLog implements EventLog {
   async close(): Promise<void> {
     this.closed = true;
     this.primary.off('message', this.receive);
+    this.primary.off('disconnect', this.disconnected);
     this.listeners.clear();
-    for (const waiting of this.waiting.values()) waiting.reject(unavailable('the worker is closing'));
-    this.waiting.clear();
+    this.failAll(unavailable('the worker is closing'));
   }
 }
 
+/** The primary (the log's owner) cannot be asked: nothing was acknowledged. */
 function unavailable(why: string): HeraldError {
-  return new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `${why}; the publish was not acknowledged, retry`, { retryAfter: 1 });
+  return new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `${why}; nothing was acknowledged, retry`, { retryAfter: 1 });
 }
 
-function fromWire(error: WireError | undefined): Error {
-  if (error?.code !== undefined) return new HeraldError(error.code, error.message);
+/** The error the primary's log raised, rebuilt with its code and retry delay. */
+function fromWire(error: WireError | undefined): HeraldError {
+  if (error?.code !== undefined) return new HeraldError(error.code, error.message, error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter });
   return unavailable(error?.message ?? 'the primary process sent an unexpected reply');
 }

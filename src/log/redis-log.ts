@@ -18,6 +18,26 @@
  *   back, continues from the last id it read: nothing in between is skipped.
  *   If trimming overtook it meanwhile, or Redis lost its data, the hub is told
  *   through `onGap` and ends its streams so clients resume from their own ids.
+ *
+ * The promise `read()` makes (an event appended after the read was called is
+ * in its page or reaches the tail) rests on the tail's cursor: the tail
+ * passes on everything after it, or reports a gap. So no read is served
+ * before the tail has read where the stream stands (its first read, at start
+ * or when Redis only comes up after this node): a read waits for that a
+ * little, then fails with `HERALD_ERR_STORE_UNAVAILABLE`, and the client
+ * resumes again. Once the cursor is set, reads are safe even while the tail
+ * is away: it catches up from its cursor, or reports the gap.
+ *
+ * What a filtered resume costs: one stream holds every topic, and Redis
+ * cannot select entries of a stream by a field, so a read scans entries in
+ * id order ({@link SCAN_COUNT} per page) and filters them here; a client of
+ * a rare topic pages through the whole history, each entry sent over the
+ * wire with its data. An index would remove that cost: beside the stream, a
+ * sorted set per topic of the ids appended to it (`ZADD` in the append
+ * script, trimmed with the stream), so a read asks `ZRANGE ... BYLEX`/
+ * `BYSCORE` for the ids of its topics after the cursor and `XRANGE`s only
+ * those; or a Lua script that scans and filters inside Redis and returns
+ * only the wanted entries and the last id it looked at.
  */
 
 import { Redis, type RedisOptions } from 'ioredis';
@@ -36,6 +56,15 @@ export interface RedisLogOptions {
   readonly maxAgeMs: number;
   /** Told, in one line, when the connection to Redis is lost or back. */
   readonly notify?: (message: string) => void;
+  /** The clock age trimming measures against; tests replace it (ids come from Redis's clock regardless). */
+  readonly now?: () => number;
+  /**
+   * Test seam, leave unset: awaited by the tail before each attempt at its
+   * first read of the stream (where it learns where to start following), so
+   * a test can hold open the window between the command connection being up
+   * and the tail following.
+   */
+  readonly beforeFirstFollow?: () => Promise<void>;
 }
 
 /**
@@ -49,6 +78,13 @@ const READ_COUNT = 1000;
 const BLOCK_MS = 2000;
 const CONNECT_TIMEOUT_MS = 2000;
 const MAX_BACKOFF_MS = 2000;
+/**
+ * A command Redis has not answered in this long fails (a Redis that hangs
+ * rather than closes): appends and reads then reject instead of waiting for ever.
+ */
+const COMMAND_TIMEOUT_MS = 5000;
+/** How long a read waits for the tail's first read of the stream before it gives up. */
+const FOLLOW_WAIT_MS = 2000;
 
 /**
  * Appends a batch atomically, in order, and trims to the max length.
@@ -117,7 +153,7 @@ interface StreamState {
 const ZERO: EventId = { ms: 0, seq: 0 };
 const NOT_CONNECTED = 'not connected yet';
 
-/** Entries one read fetches, at most: one stream holds every topic, so Redis cannot filter them. */
+/** Entries one filtered read fetches, at most: one stream holds every topic, so Redis cannot filter them. */
 const SCAN_COUNT = 1000;
 
 export class RedisEventLog implements EventLog {
@@ -131,10 +167,16 @@ export class RedisEventLog implements EventLog {
   private readonly maxLength: number;
   private readonly maxAgeMs: number;
   private readonly notify: (message: string) => void;
+  private readonly now: () => number;
+  private readonly beforeFirstFollow: () => Promise<void>;
   private readonly listeners = new Set<TailListener>();
   private readonly gapListeners = new Set<() => void>();
   private readonly trimTimer: NodeJS.Timeout;
-  /** The id of the last event the tail passed on; `undefined` until the first connection. */
+  /**
+   * The id of the last event the tail passed on (or where it started
+   * following); `undefined` until its first read of the stream. Reads are
+   * served only once it is set.
+   */
   private cursor: string | undefined;
   /** The count (`n`) of that event. */
   private cursorCount = 0;
@@ -146,6 +188,8 @@ export class RedisEventLog implements EventLog {
   private readonly following: Promise<void>;
   private readonly firstRead: Promise<void>;
   private markFirstRead!: () => void;
+  /** Ends the tail's wait between attempts (the reader is connected again, or the log closes). */
+  private wake: (() => void) | undefined;
 
   constructor(options: RedisLogOptions) {
     this.streamKey = `{${options.prefix}}:events`;
@@ -155,6 +199,8 @@ export class RedisEventLog implements EventLog {
     this.maxLength = Math.max(options.capacity, MIN_STREAM_LENGTH);
     this.maxAgeMs = options.maxAgeMs;
     this.notify = options.notify ?? (() => {});
+    this.now = options.now ?? Date.now;
+    this.beforeFirstFollow = options.beforeFirstFollow ?? (() => Promise.resolve());
     const connection: RedisOptions = {
       // Fail at once while disconnected: a publish must not wait in a queue, or be resent after it may have run.
       enableOfflineQueue: false,
@@ -164,7 +210,7 @@ export class RedisEventLog implements EventLog {
       lazyConnect: false,
     };
     try {
-      this.commands = new Redis(options.url, { ...connection, enableAutoPipelining: true }) as Redis & ScriptCommands;
+      this.commands = new Redis(options.url, { ...connection, enableAutoPipelining: true, commandTimeout: COMMAND_TIMEOUT_MS }) as Redis & ScriptCommands;
       this.reader = new Redis(options.url, connection);
     } catch (error) {
       throw new HeraldError('HERALD_ERR_INVALID_OPTION', `invalid Redis URL ${JSON.stringify(options.url)}: ${(error as Error).message}`);
@@ -182,6 +228,8 @@ export class RedisEventLog implements EventLog {
         this.reportHealth();
       });
     }
+    // Back after an outage: the tail tries again at once rather than finishing its backoff.
+    this.reader.on('ready', () => this.wake?.());
     this.firstRead = new Promise((resolve) => (this.markFirstRead = resolve));
     this.following = this.follow();
     this.trimTimer = setInterval(() => void this.housekeeping(), 1000);
@@ -199,9 +247,11 @@ export class RedisEventLog implements EventLog {
     });
   }
 
+  /** Healthy when publishes are taken, the tail follows the stream and reads are served. */
   health(): LogHealth {
     if (this.commands.status !== 'ready') return { ok: false, reason: `redis unavailable: ${this.lastError}` };
     if (this.readerFailure !== undefined) return { ok: false, reason: `redis unavailable: ${this.readerFailure}` };
+    if (this.cursor === undefined) return { ok: false, reason: 'redis unavailable: this node does not follow the stream yet' };
     return { ok: true };
   }
 
@@ -240,25 +290,38 @@ export class RedisEventLog implements EventLog {
   }
 
   async read(request: ReadRequest): Promise<ReadPage> {
+    await this.tailFollows();
     const first = 'id' in request.after;
     const after = 'id' in request.after ? parseEventId(request.after.id) : idOfPosition(request.after.cursor);
     if (after === undefined) {
       if (first) return { status: 'unknown' };
       throw new HeraldError('HERALD_ERR_INTERNAL', 'not a cursor of this stream');
     }
-    const replies = await this.commands
-      .multi()
-      .xinfo('STREAM', this.streamKey)
-      .mget(this.bornKey, this.horizonKey)
-      .xrange(this.streamKey, `(${formatEventId(after)}`, '+', 'COUNT', SCAN_COUNT)
-      .exec();
-    if (replies === null) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the resume read was aborted');
-    const [info, marks, range] = replies;
-    if (range![0] !== null) throw range![0];
-    const state = streamState(info![0] === null ? info![1] : undefined, marks![1]);
+    // Unfiltered, every entry is wanted: fetch no more than the page takes.
+    const count = request.topics === undefined ? Math.max(1, Math.floor(request.limit)) : SCAN_COUNT;
+    let info: unknown;
+    let marks: unknown;
+    let entries: StreamEntry[];
+    try {
+      const replies = await this.commands
+        .multi()
+        .xinfo('STREAM', this.streamKey)
+        .mget(this.bornKey, this.horizonKey)
+        .xrange(this.streamKey, `(${formatEventId(after)}`, '+', 'COUNT', count)
+        .exec();
+      if (replies === null) throw new Error('the transaction was aborted');
+      const [infoReply, marksReply, rangeReply] = replies;
+      if (rangeReply![0] !== null) throw rangeReply![0];
+      // XINFO fails when the stream does not exist: that is a state, not an error.
+      info = infoReply![0] === null ? infoReply![1] : undefined;
+      marks = marksReply![1];
+      entries = rangeReply![1] as StreamEntry[];
+    } catch (error) {
+      throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `Redis did not answer the resume read (${(error as Error).message}); retry`, { retryAfter: 1 });
+    }
+    const state = streamState(info, marks);
     if (first && (!state.exists || compareEventIds(after, state.lastGenerated) > 0)) return { status: 'unknown' };
     const expired = compareEventIds(after, state.maxDeleted) < 0 || compareEventIds(after, state.born) < 0;
-    const entries = range![1] as StreamEntry[];
     const events: StoredEvent[] = [];
     let bytes = 0;
     let cursor = positionOf(after);
@@ -273,7 +336,29 @@ export class RedisEventLog implements EventLog {
       cursor = event.position;
       taken++;
     }
-    return { status: expired ? 'expired' : 'complete', events, cursor, end: taken === entries.length && entries.length < SCAN_COUNT };
+    return { status: expired ? 'expired' : 'complete', events, cursor, end: taken === entries.length && entries.length < count };
+  }
+
+  /**
+   * Resolves once the tail has a cursor (see the file's comment): at once,
+   * normally; at start, or when Redis came up after this node, it waits up
+   * to {@link FOLLOW_WAIT_MS} for the tail's first read.
+   * @throws HeraldError `HERALD_ERR_STORE_UNAVAILABLE` when Redis is unreachable or the tail does not follow in time
+   */
+  private async tailFollows(): Promise<void> {
+    if (this.cursor !== undefined) return;
+    if (this.closed) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the Redis event log is closed', { retryAfter: 1 });
+    // Without a command connection the read would fail anyway: say so at once.
+    if (this.commands.status !== 'ready') throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `Redis is unreachable (${this.lastError}); retry`, { retryAfter: 1 });
+    let timer: NodeJS.Timeout | undefined;
+    const followed = await Promise.race([
+      this.firstRead.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), FOLLOW_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!followed || this.closed) {
+      throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'this node does not follow the Redis stream yet, so a replay could miss events; retry', { retryAfter: 1 });
+    }
   }
 
   private async readState(client: Redis = this.commands): Promise<StreamState> {
@@ -290,13 +375,29 @@ export class RedisEventLog implements EventLog {
    */
   private async follow(): Promise<void> {
     let failures = 0;
+    // After a failure the stream may have been lost and begun anew (Redis restarted without its data).
+    let recheck = false;
     while (!this.closed) {
       try {
         if (this.cursor === undefined) {
+          await this.beforeFirstFollow();
           const state = await this.readState(this.reader);
+          if (this.closed) return;
           this.cursor = formatEventId(state.lastGenerated);
           this.cursorCount = state.count;
+          this.readerFailure = undefined;
+          recheck = false;
           this.markFirstRead();
+          this.reportHealth();
+        } else if (recheck) {
+          const state = await this.readState(this.reader);
+          recheck = false;
+          if (this.lostSinceCursor(state)) {
+            // Follow the new stream from its start; the streams that relied on the old one end.
+            this.cursor = formatEventId(state.lastGenerated);
+            this.cursorCount = state.count;
+            this.reportGap();
+          }
         }
         const reply = (await this.reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.streamKey, this.cursor)) as
           | [string, StreamEntry[]][]
@@ -321,9 +422,34 @@ export class RedisEventLog implements EventLog {
         if (this.closed) return;
         this.readerFailure = (error as Error).message || String(error);
         this.reportHealth();
-        await sleep(backoff(++failures));
+        recheck = true;
+        await this.pause(backoff(++failures));
       }
     }
+  }
+
+  /**
+   * Whether the stream no longer holds what the cursor saw: it has fewer
+   * appends than the cursor's count, or its newest id is older than the
+   * cursor (Redis restarted without its data, or lost its last writes).
+   */
+  private lostSinceCursor(state: StreamState): boolean {
+    const cursor = parseEventId(this.cursor ?? '0-0') ?? ZERO;
+    return state.count < this.cursorCount || compareEventIds(state.lastGenerated, cursor) < 0;
+  }
+
+  /** Waits before the tail's next attempt; the reader coming back (or closing) ends the wait early. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.wake = done;
+    });
   }
 
   private healthy(): void {
@@ -343,11 +469,11 @@ export class RedisEventLog implements EventLog {
     for (const listener of this.gapListeners) listener();
   }
 
-  /** Age trimming and the figures `stats()` reports. */
-  private async housekeeping(): Promise<void> {
+  /** Age trimming and the figures `stats()` reports; runs every second, and on demand (tests). */
+  async housekeeping(): Promise<void> {
     if (this.commands.status !== 'ready') return;
     try {
-      if (this.maxAgeMs > 0) await this.commands.heraldTrimByAge(this.streamKey, this.horizonKey, Date.now() - this.maxAgeMs);
+      if (this.maxAgeMs > 0) await this.commands.heraldTrimByAge(this.streamKey, this.horizonKey, this.now() - this.maxAgeMs);
       const state = await this.readState();
       this.cachedStats = { size: state.length, oldestId: state.firstId, newestId: state.lastId };
     } catch {
@@ -376,6 +502,7 @@ export class RedisEventLog implements EventLog {
     this.listeners.clear();
     this.gapListeners.clear();
     this.reader.disconnect();
+    this.wake?.();
     await this.following;
     if (this.commands.status === 'ready') await this.commands.quit().catch(() => undefined);
     this.commands.disconnect();
@@ -385,10 +512,6 @@ export class RedisEventLog implements EventLog {
 function backoff(attempt: number): number {
   const base = Math.min(MAX_BACKOFF_MS, 50 * 2 ** Math.min(attempt, 6));
   return Math.round(base / 2 + Math.random() * (base / 2));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 /** The entry's place in the sequence of all appends (field `n`); 0 if it has none. */

@@ -10,11 +10,24 @@
  *
  * Ids keep the memory log's scheme and continue after the newest stored id,
  * so an id handed out before a restart keeps its meaning after it.
+ *
+ * Reads for resume are bounded in time and memory whatever the size of the
+ * history, and filter at the source where the index allows:
+ * - only exact topics (or prefixes covering few topics): one range query
+ *   per topic on the index `events_by_topic` (topic, ms, n), merged in
+ *   position order; only the keys of the page come through the covering
+ *   index, then its rows one by one until the page's byte budget is spent,
+ *   so a page of large events is never loaded whole;
+ * - no filter: rows in key order, as many as the page takes;
+ * - any other filter (a prefix over many topics, or very many topics): a
+ *   scan of at most {@link SCAN_ROWS} keys in key order, filtered in JS;
+ *   the page's cursor is then the last key scanned, so a client of a rare
+ *   topic pages through history a bounded step at a time.
  */
 
 import Database from 'better-sqlite3';
 import { HeraldError } from '../errors.js';
-import { passesFilter, privacy, type EventDraft, type EventLog, type EventLogStats, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from './event-log.js';
+import { privacy, type EventDraft, type EventLog, type EventLogStats, type ReadPage, type ReadRequest, type StoredEvent, type TailListener, type TopicFilter } from './event-log.js';
 import { compareEventIds, EventIdGenerator, formatEventId, idOfPosition, parseEventId, positionOf, type EventId } from './event-id.js';
 
 export interface SqliteLogOptions {
@@ -49,8 +62,30 @@ interface PendingAppend {
 /** Rows deleted per trimming step, so a large backlog never holds the event loop long. */
 const TRIM_BATCH = 5000;
 
-/** Rows one read looks at, at most. */
+/** Keys one read scans in key order, at most, when the index cannot serve its filter. */
 const SCAN_ROWS = 2000;
+
+/**
+ * Topics one indexed read looks up, at most (exact ones and those found under
+ * its prefixes). Each costs one index seek per page; a filter naming more is
+ * served by the bounded scan instead.
+ */
+const MAX_INDEXED_TOPICS = 64;
+
+/** Above every id: the open upper end of a range on (ms, n). */
+const END_OF_IDS: EventId = { ms: Number.MAX_SAFE_INTEGER, seq: Number.MAX_SAFE_INTEGER };
+
+interface Key {
+  ms: number;
+  n: number;
+}
+
+/** Events of one page and where it stopped, before the status is added. */
+interface PageBody {
+  readonly events: StoredEvent[];
+  readonly cursor: string;
+  readonly end: boolean;
+}
 
 export class SqliteEventLog implements EventLog {
   readonly shared = false;
@@ -89,12 +124,28 @@ export class SqliteEventLog implements EventLog {
     // Stores created before private events existed get the column; their events are all public.
     const columns = this.db.prepare<[], { name: string }>('SELECT name FROM pragma_table_info(\'events\')').all();
     if (!columns.some((column) => column.name === 'private')) this.db.exec('ALTER TABLE events ADD COLUMN private INTEGER');
+    // Filtered resume reads go through this index; a store from before it gets it built once, here.
+    // (A WITHOUT ROWID table's index holds the primary key too: entries are (topic, ms, n).)
+    this.db.exec('CREATE INDEX IF NOT EXISTS events_by_topic ON events (topic)');
     this.statements = {
       insert: this.db.prepare('INSERT INTO events (ms, n, topic, type, data, private) VALUES (?, ?, ?, ?, ?, ?)'),
       setMeta: this.db.prepare('INSERT INTO meta (key, ms, n) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET ms = excluded.ms, n = excluded.n'),
       getMeta: this.db.prepare<[string], { ms: number; n: number }>('SELECT ms, n FROM meta WHERE key = ?'),
       count: this.db.prepare<[], { size: number }>('SELECT count(*) AS size FROM events'),
-      after: this.db.prepare<[number, number, number], Row>('SELECT ms, n, topic, type, data, private FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?'),
+      rowsAfter: this.db.prepare<[number, number, number], Row>('SELECT ms, n, topic, type, data, private FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?'),
+      anyAfter: this.db.prepare<[number, number], { found: number }>('SELECT 1 AS found FROM events WHERE (ms, n) > (?, ?) LIMIT 1'),
+      row: this.db.prepare<[number, number], Row>('SELECT ms, n, topic, type, data, private FROM events WHERE ms = ? AND n = ?'),
+      keysAfter: this.db.prepare<[number, number, number], Key & { topic: string | null }>('SELECT ms, n, topic FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?'),
+      // INDEXED BY: the plan must not depend on statistics (a PK range scan here would read every event of every topic).
+      keysOfTopic: this.db.prepare<[string, number, number, number, number, number], Key>(
+        'SELECT ms, n FROM events INDEXED BY events_by_topic WHERE topic = ? AND (ms, n) > (?, ?) AND (ms, n) <= (?, ?) ORDER BY ms, n LIMIT ?',
+      ),
+      firstTopicFrom: this.db.prepare<[string, string], { topic: string }>(
+        'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic >= ? AND topic < ? ORDER BY topic LIMIT 1',
+      ),
+      firstTopicAfter: this.db.prepare<[string, string], { topic: string }>(
+        'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic > ? AND topic < ? ORDER BY topic LIMIT 1',
+      ),
       oldestN: this.db.prepare<[number], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1 OFFSET ?'),
       first: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1'),
       last: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms DESC, n DESC LIMIT 1'),
@@ -165,7 +216,10 @@ export class SqliteEventLog implements EventLog {
     } catch (error) {
       // Nothing was kept: hand out these ids again rather than leave holes.
       this.ids.rewind(this.newest);
-      for (const append of appends) append.reject(error);
+      const failure = new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `the store could not commit the publish (${(error as Error).message}); it was not acknowledged`, {
+        retryAfter: 1,
+      });
+      for (const append of appends) append.reject(failure);
       return;
     }
     this.newest = keys[keys.length - 1]!;
@@ -186,6 +240,7 @@ export class SqliteEventLog implements EventLog {
   };
 
   async read(request: ReadRequest): Promise<ReadPage> {
+    if (!this.db.open) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the store is closed', { retryAfter: 1 });
     let after: EventId | undefined;
     if ('id' in request.after) {
       after = parseEventId(request.after.id);
@@ -195,22 +250,116 @@ export class SqliteEventLog implements EventLog {
       if (after === undefined) throw new HeraldError('HERALD_ERR_INTERNAL', 'not a cursor of this store');
     }
     const expired = compareEventIds(after, this.horizon) < 0;
+    // Nothing at or before the horizon is kept: an expired read goes on from the oldest retained event.
     const from = expired ? this.horizon : after;
-    const rows = this.statements.after.all(from.ms, from.seq, SCAN_ROWS);
+    const limit = Math.max(1, Math.floor(request.limit));
+    const body = request.topics === undefined ? this.readEverything(from, limit, request.maxBytes) : this.readTopics(request.topics, from, limit, request.maxBytes);
+    return { status: expired ? 'expired' : 'complete', ...body };
+  }
+
+  /** No filter: the rows after `from` in key order; at most one row past the byte budget is loaded. */
+  private readEverything(from: EventId, limit: number, maxBytes: number): PageBody {
     const events: StoredEvent[] = [];
     let bytes = 0;
-    let cursor = positionOf(from);
-    let taken = 0;
-    for (const row of rows) {
-      if (passesFilter(request.topics, row.topic ?? undefined)) {
-        if (events.length > 0 && (events.length >= request.limit || bytes + row.data.length > request.maxBytes)) break;
-        events.push(toStoredEvent(row));
-        bytes += row.data.length;
-      }
-      cursor = positionOf(toId(row));
-      taken++;
+    let cursor = from;
+    for (const row of this.statements.rowsAfter.iterate(from.ms, from.seq, limit)) {
+      if (events.length > 0 && bytes + row.data.length > maxBytes) return { events, cursor: positionOf(cursor), end: false };
+      events.push(toStoredEvent(row));
+      bytes += row.data.length;
+      cursor = toId(row);
     }
-    return { status: expired ? 'expired' : 'complete', events, cursor, end: taken === rows.length && rows.length < SCAN_ROWS };
+    const end = events.length < limit || this.statements.anyAfter.get(cursor.ms, cursor.seq) === undefined;
+    return { events, cursor: positionOf(cursor), end };
+  }
+
+  private readTopics(filter: TopicFilter, from: EventId, limit: number, maxBytes: number): PageBody {
+    const topics = this.topicsOf(filter);
+    if (topics === undefined) return this.scanFiltered(filter, from, limit, maxBytes);
+    const keys = this.firstKeysOf(topics, from, limit);
+    const page = this.rowsOf(keys, maxBytes);
+    if (page.stoppedAt !== undefined) return { events: page.events, cursor: positionOf(page.stoppedAt), end: false };
+    if (keys.length === limit) return { events: page.events, cursor: positionOf(toId(keys[keys.length - 1]!)), end: false };
+    // Every wanted topic ran out before the page filled: the page looked through the newest event.
+    const newest = compareEventIds(this.newest, from) > 0 ? this.newest : from;
+    return { events: page.events, cursor: positionOf(newest), end: true };
+  }
+
+  /**
+   * The exact topics a filter stands for in this store: its exact ones, and
+   * those stored under its prefixes (found by seeks on the index, one per
+   * topic). `undefined` when that is more than {@link MAX_INDEXED_TOPICS},
+   * or a prefix has no range (the empty prefix): the index cannot serve it.
+   */
+  private topicsOf(filter: TopicFilter): Set<string> | undefined {
+    const topics = new Set(filter.exact);
+    if (topics.size > MAX_INDEXED_TOPICS) return undefined;
+    for (const prefix of filter.prefixes) {
+      const end = prefixEnd(prefix);
+      if (end === undefined) return undefined;
+      let found = this.statements.firstTopicFrom.get(prefix, end);
+      while (found !== undefined) {
+        topics.add(found.topic);
+        if (topics.size > MAX_INDEXED_TOPICS) return undefined;
+        found = this.statements.firstTopicAfter.get(found.topic, end);
+      }
+    }
+    return topics;
+  }
+
+  /**
+   * The first `limit` keys after `from` over all these topics, in key order:
+   * one index range query per topic, merged. Once `limit` keys are held, the
+   * next topics are only asked for keys before the last of them.
+   */
+  private firstKeysOf(topics: ReadonlySet<string>, from: EventId, limit: number): Key[] {
+    let merged: Key[] = [];
+    let upTo = END_OF_IDS;
+    for (const topic of topics) {
+      const keys = this.statements.keysOfTopic.all(topic, from.ms, from.seq, upTo.ms, upTo.seq, limit);
+      if (keys.length === 0) continue;
+      merged = mergeKeys(merged, keys, limit);
+      if (merged.length === limit) upTo = toId(merged[limit - 1]!);
+    }
+    return merged;
+  }
+
+  /** Loads the rows of these keys in order until the byte budget is spent (a page holds at least one event). */
+  private rowsOf(keys: readonly Key[], maxBytes: number): { events: StoredEvent[]; stoppedAt: EventId | undefined } {
+    const events: StoredEvent[] = [];
+    let bytes = 0;
+    let last: EventId | undefined;
+    for (const key of keys) {
+      // Reads are synchronous: no trim runs between finding a key and loading its row.
+      const row = this.statements.row.get(key.ms, key.n);
+      if (row === undefined) continue;
+      if (events.length > 0 && bytes + row.data.length > maxBytes) return { events, stoppedAt: last };
+      events.push(toStoredEvent(row));
+      bytes += row.data.length;
+      last = toId(row);
+    }
+    return { events, stoppedAt: undefined };
+  }
+
+  /**
+   * A filter the index cannot serve: at most {@link SCAN_ROWS} keys after
+   * `from` in key order (keys and topics only: no event's data is loaded
+   * unless it is wanted), then the rows of those that pass.
+   */
+  private scanFiltered(filter: TopicFilter, from: EventId, limit: number, maxBytes: number): PageBody {
+    const exact = new Set(filter.exact);
+    const wanted = (topic: string | null): boolean => topic !== null && (exact.has(topic) || filter.prefixes.some((prefix) => topic.startsWith(prefix)));
+    const matches: Key[] = [];
+    let scanned = 0;
+    let last = from;
+    for (const key of this.statements.keysAfter.iterate(from.ms, from.seq, SCAN_ROWS)) {
+      scanned++;
+      last = toId(key);
+      if (wanted(key.topic) && matches.push(key) === limit) break;
+    }
+    const page = this.rowsOf(matches, maxBytes);
+    if (page.stoppedAt !== undefined) return { events: page.events, cursor: positionOf(page.stoppedAt), end: false };
+    if (matches.length === limit) return { events: page.events, cursor: positionOf(last), end: false };
+    return { events: page.events, cursor: positionOf(last), end: scanned < SCAN_ROWS };
   }
 
   /** Drops the oldest events past `capacity`, remembering the newest one dropped as the horizon. */
@@ -267,6 +416,35 @@ export class SqliteEventLog implements EventLog {
     this.listeners.clear();
     if (this.db.open) this.db.close();
   }
+}
+
+/**
+ * The smallest string above every string that starts with `prefix`: the
+ * prefix with its last code point incremented. SQLite compares text as UTF-8
+ * bytes, whose order is code point order, so `topic >= prefix AND topic <
+ * prefixEnd(prefix)` holds exactly the topics under the prefix. `undefined`
+ * when there is none (the empty prefix: every topic).
+ */
+export function prefixEnd(prefix: string): string | undefined {
+  const codePoints = Array.from(prefix);
+  while (codePoints.length > 0) {
+    let next = codePoints.pop()!.codePointAt(0)! + 1;
+    if (next === 0xd800) next = 0xe000; // surrogates are not characters
+    if (next <= 0x10ffff) return codePoints.join('') + String.fromCodePoint(next);
+  }
+  return undefined;
+}
+
+/** Two ascending key lists merged, the first `limit` kept. */
+function mergeKeys(a: readonly Key[], b: readonly Key[], limit: number): Key[] {
+  const merged: Key[] = [];
+  let i = 0;
+  let j = 0;
+  while (merged.length < limit && (i < a.length || j < b.length)) {
+    if (j >= b.length || (i < a.length && (a[i]!.ms < b[j]!.ms || (a[i]!.ms === b[j]!.ms && a[i]!.n < b[j]!.n)))) merged.push(a[i++]!);
+    else merged.push(b[j++]!);
+  }
+  return merged;
 }
 
 function toId(row: { ms: number; n: number }): EventId {

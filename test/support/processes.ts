@@ -30,7 +30,11 @@ export interface HeraldProcess {
 const started = new Set<ChildProcess>();
 
 /** Runs the `herald` command in a child process and waits until it listens. */
-export function spawnHerald(args: string[] = [], env: Record<string, string> = {}): Promise<HeraldProcess> {
+export function spawnHerald(
+  args: string[] = [],
+  env: Record<string, string> = {},
+  { startTimeoutMs = 15_000 }: { startTimeoutMs?: number } = {},
+): Promise<HeraldProcess> {
   // The developer's own HERALD_* settings must not change the servers tests start.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(HERALD_|PORT$|HOST$)/.test(name)));
   const child = spawn(process.execPath, [CLI_PATH, '--host', '127.0.0.1', ...args], {
@@ -75,7 +79,12 @@ export function spawnHerald(args: string[] = [], env: Record<string, string> = {
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     void exited.then((code) => reject(new Error(`herald exited (${code}) before listening: ${output}`)));
-    setTimeout(() => reject(new Error(`herald did not start in time: ${output}`)), 15_000).unref();
+    // A process that does not listen in time is killed, so a failed start leaves nothing running.
+    setTimeout(() => {
+      if (listening) return;
+      child.kill('SIGKILL');
+      reject(new Error(`herald did not start within ${startTimeoutMs} ms: ${output}`));
+    }, startTimeoutMs).unref();
   });
 }
 
