@@ -72,6 +72,29 @@ const SCAN_ROWS = 2000;
  */
 const MAX_INDEXED_TOPICS = 64;
 
+/**
+ * The queries resume reads run, each a seek and a bounded range (the tests
+ * check their plans with `EXPLAIN QUERY PLAN`). Parameters are positions as
+ * (ms, n) pairs, topics, and limits.
+ */
+export const RESUME_QUERIES = {
+  /** Unfiltered: whole rows in key order. */
+  rowsAfter: 'SELECT ms, n, topic, type, data, private FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?',
+  /** Whether anything follows a position. */
+  anyAfter: 'SELECT 1 AS found FROM events WHERE (ms, n) > (?, ?) LIMIT 1',
+  /** One row by its key. */
+  row: 'SELECT ms, n, topic, type, data, private FROM events WHERE ms = ? AND n = ?',
+  /** The bounded scan: keys and topics in key order, no data. */
+  keysAfter: 'SELECT ms, n, topic FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?',
+  // INDEXED BY: the plan must not depend on statistics (a key-order scan here would read every event of every topic).
+  /** The keys of one topic in a range of positions, from the covering index. */
+  keysOfTopic: 'SELECT ms, n FROM events INDEXED BY events_by_topic WHERE topic = ? AND (ms, n) > (?, ?) AND (ms, n) <= (?, ?) ORDER BY ms, n LIMIT ?',
+  /** The first stored topic in [from, to). */
+  firstTopicFrom: 'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic >= ? AND topic < ? ORDER BY topic LIMIT 1',
+  /** The first stored topic in (after, to). */
+  firstTopicAfter: 'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic > ? AND topic < ? ORDER BY topic LIMIT 1',
+} as const;
+
 /** Above every id: the open upper end of a range on (ms, n). */
 const END_OF_IDS: EventId = { ms: Number.MAX_SAFE_INTEGER, seq: Number.MAX_SAFE_INTEGER };
 
@@ -132,20 +155,13 @@ export class SqliteEventLog implements EventLog {
       setMeta: this.db.prepare('INSERT INTO meta (key, ms, n) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET ms = excluded.ms, n = excluded.n'),
       getMeta: this.db.prepare<[string], { ms: number; n: number }>('SELECT ms, n FROM meta WHERE key = ?'),
       count: this.db.prepare<[], { size: number }>('SELECT count(*) AS size FROM events'),
-      rowsAfter: this.db.prepare<[number, number, number], Row>('SELECT ms, n, topic, type, data, private FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?'),
-      anyAfter: this.db.prepare<[number, number], { found: number }>('SELECT 1 AS found FROM events WHERE (ms, n) > (?, ?) LIMIT 1'),
-      row: this.db.prepare<[number, number], Row>('SELECT ms, n, topic, type, data, private FROM events WHERE ms = ? AND n = ?'),
-      keysAfter: this.db.prepare<[number, number, number], Key & { topic: string | null }>('SELECT ms, n, topic FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?'),
-      // INDEXED BY: the plan must not depend on statistics (a PK range scan here would read every event of every topic).
-      keysOfTopic: this.db.prepare<[string, number, number, number, number, number], Key>(
-        'SELECT ms, n FROM events INDEXED BY events_by_topic WHERE topic = ? AND (ms, n) > (?, ?) AND (ms, n) <= (?, ?) ORDER BY ms, n LIMIT ?',
-      ),
-      firstTopicFrom: this.db.prepare<[string, string], { topic: string }>(
-        'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic >= ? AND topic < ? ORDER BY topic LIMIT 1',
-      ),
-      firstTopicAfter: this.db.prepare<[string, string], { topic: string }>(
-        'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic > ? AND topic < ? ORDER BY topic LIMIT 1',
-      ),
+      rowsAfter: this.db.prepare<[number, number, number], Row>(RESUME_QUERIES.rowsAfter),
+      anyAfter: this.db.prepare<[number, number], { found: number }>(RESUME_QUERIES.anyAfter),
+      row: this.db.prepare<[number, number], Row>(RESUME_QUERIES.row),
+      keysAfter: this.db.prepare<[number, number, number], Key & { topic: string | null }>(RESUME_QUERIES.keysAfter),
+      keysOfTopic: this.db.prepare<[string, number, number, number, number, number], Key>(RESUME_QUERIES.keysOfTopic),
+      firstTopicFrom: this.db.prepare<[string, string], { topic: string }>(RESUME_QUERIES.firstTopicFrom),
+      firstTopicAfter: this.db.prepare<[string, string], { topic: string }>(RESUME_QUERIES.firstTopicAfter),
       oldestN: this.db.prepare<[number], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1 OFFSET ?'),
       first: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1'),
       last: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms DESC, n DESC LIMIT 1'),
@@ -206,7 +222,7 @@ export class SqliteEventLog implements EventLog {
     const appends = this.pending;
     this.pending = [];
     if (!this.db.open) {
-      for (const append of appends) append.reject(new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the store is closed; the publish was not acknowledged'));
+      for (const append of appends) append.reject(new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the store is closed; the publish was not acknowledged', { retryAfter: 1 }));
       return;
     }
     const now = this.now();
