@@ -297,11 +297,11 @@ export class Hub {
       for (;;) {
         if (page.status === 'unknown') throw new HeraldError('HERALD_ERR_INTERNAL', 'the event log lost its place in the middle of a replay');
         if (page.status === 'expired') notice('expired');
-        for (const event of page.events) {
-          if (subscriber.isClosed()) return;
-          if (!wants(subscriber, event)) continue;
-          if (!this.writeNow(subscriber, this.frameOf(event))) await subscriber.drained();
-        }
+        // A page leaves in one write (a page is bounded): one system call, not one per event.
+        const frames: Buffer[] = [];
+        for (const event of page.events) if (wants(subscriber, event)) frames.push(this.frameOf(event));
+        if (frames.length > 0 && !this.writeNow(subscriber, frames.length === 1 ? frames[0]! : Buffer.concat(frames))) await subscriber.drained();
+        if (subscriber.isClosed()) return;
         const covered = page.cursor;
         if (page.end) {
           if (!subscriber.isClosed()) this.goLive(subscriber, covered);

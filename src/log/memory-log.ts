@@ -2,6 +2,7 @@
  * The embedded default: the last `capacity` events in a ring, in memory.
  */
 
+import { HeraldError } from '../errors.js';
 import { passesFilter, privacy, type EventDraft, type EventLog, type EventLogStats, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from './event-log.js';
 import { compareEventIds, EventIdGenerator, formatEventId, parseEventId, positionOf, type EventId } from './event-id.js';
 
@@ -35,6 +36,7 @@ export class MemoryEventLog implements EventLog {
   private readonly listeners = new Set<TailListener>();
   private readonly maxAgeMs: number;
   private readonly trimTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(options: MemoryLogOptions) {
     this.capacity = options.capacity;
@@ -67,6 +69,8 @@ export class MemoryEventLog implements EventLog {
   }
 
   async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
+    // As every log: an append after close is refused, never silently kept where nobody reads it.
+    if (this.closed) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the event log is closed; the publish was not acknowledged', { retryAfter: 1 });
     const stored: StoredEvent[] = [];
     const time = this.now();
     for (const draft of drafts) {
@@ -143,6 +147,7 @@ export class MemoryEventLog implements EventLog {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.trimTimer);
     this.listeners.clear();
   }

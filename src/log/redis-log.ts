@@ -183,6 +183,8 @@ export class RedisEventLog implements EventLog {
   private readerFailure: string | undefined;
   private lastError = NOT_CONNECTED;
   private wasHealthy: boolean | undefined;
+  /** Whether it was ever healthy: the first time it is, it says "connected", not "back". */
+  private everHealthy = false;
   private cachedStats: EventLogStats = { size: 0, oldestId: undefined, newestId: undefined };
   private closed = false;
   private readonly following: Promise<void>;
@@ -236,11 +238,18 @@ export class RedisEventLog implements EventLog {
     this.trimTimer.unref();
   }
 
-  /** Resolves once the tail follows the stream, or after `timeoutMs` if Redis cannot be reached. */
+  /**
+   * Resolves once the log is healthy (the command connection is up and the
+   * tail follows the stream), or after `timeoutMs` if Redis cannot be
+   * reached: a hub may listen without Redis and recover when it comes.
+   */
   ready(timeoutMs = CONNECT_TIMEOUT_MS + 500): Promise<void> {
+    // The two connections come up independently: the tail may follow before publishes can go out.
+    const commandsReady = (): Promise<void> =>
+      this.commands.status === 'ready' ? Promise.resolve() : new Promise((resolve) => this.commands.once('ready', () => resolve()));
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
-      void this.firstRead.then(() => {
+      void this.firstRead.then(commandsReady).then(() => {
         clearTimeout(timer);
         resolve();
       });
@@ -262,13 +271,15 @@ export class RedisEventLog implements EventLog {
     if (this.wasHealthy === undefined && !health.ok && this.lastError === NOT_CONNECTED) return;
     const first = this.wasHealthy === undefined;
     this.wasHealthy = health.ok;
-    if (health.ok) this.notify(first ? 'redis: connected' : 'redis: connection back; publishing again, streams catching up');
+    const firstConnection = !this.everHealthy;
+    if (health.ok) this.everHealthy = true;
+    if (health.ok) this.notify(firstConnection ? 'redis: connected' : 'redis: connection back; publishing again, streams catching up');
     else if (!first) this.notify(`redis: ${health.reason}; publishes get 503 until it is back, streams stay open`);
     else this.notify(`redis: ${health.reason}; retrying`);
   }
 
   async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
-    if (this.closed) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the Redis event log is closed; the publish was not acknowledged');
+    if (this.closed) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the Redis event log is closed; the publish was not acknowledged', { retryAfter: 1 });
     const args: string[] = [];
     for (const draft of drafts) args.push(draft.topic ?? '', draft.event ?? '', draft.private === true ? '1' : '', draft.data);
     let ids: string[];
@@ -290,6 +301,7 @@ export class RedisEventLog implements EventLog {
   }
 
   async read(request: ReadRequest): Promise<ReadPage> {
+    if (this.closed) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the Redis event log is closed', { retryAfter: 1 });
     await this.tailFollows();
     const first = 'id' in request.after;
     const after = 'id' in request.after ? parseEventId(request.after.id) : idOfPosition(request.after.cursor);
@@ -347,7 +359,6 @@ export class RedisEventLog implements EventLog {
    */
   private async tailFollows(): Promise<void> {
     if (this.cursor !== undefined) return;
-    if (this.closed) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the Redis event log is closed', { retryAfter: 1 });
     // Without a command connection the read would fail anyway: say so at once.
     if (this.commands.status !== 'ready') throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `Redis is unreachable (${this.lastError}); retry`, { retryAfter: 1 });
     let timer: NodeJS.Timeout | undefined;
@@ -392,6 +403,8 @@ export class RedisEventLog implements EventLog {
         } else if (recheck) {
           const state = await this.readState(this.reader);
           recheck = false;
+          // The reader answers again: healthy now, not after the next XREAD (which may block).
+          this.healthy();
           if (this.lostSinceCursor(state)) {
             // Follow the new stream from its start; the streams that relied on the old one end.
             this.cursor = formatEventId(state.lastGenerated);

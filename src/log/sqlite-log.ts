@@ -12,19 +12,24 @@
  * so an id handed out before a restart keeps its meaning after it.
  *
  * Reads for resume are bounded in time and memory whatever the size of the
- * history, and filter at the source where the index allows:
- * - only exact topics (or prefixes covering few topics): one range query
- *   per topic on the index `events_by_topic` (topic, ms, n), merged in
- *   position order; only the keys of the page come through the covering
- *   index, then its rows one by one until the page's byte budget is spent,
- *   so a page of large events is never loaded whole;
- * - no filter: rows in key order, as many as the page takes;
- * - any other filter (a prefix over many topics, or very many topics): a
- *   scan of at most {@link SCAN_ROWS} keys in key order, filtered in JS;
- *   the page's cursor is then the last key scanned, so a client of a rare
- *   topic pages through history a bounded step at a time.
+ * history, and filter at the source:
+ * - only exact topics (or prefixes covering few topics): one range query per
+ *   topic on the index `events_by_topic` (topic, ms, n), merged in position
+ *   order; the keys come from the covering index, then the rows one by one
+ *   until the byte budget is spent, so a page of large events is never
+ *   loaded whole;
+ * - no filter: the sizes of the next rows first (no data read), then exactly
+ *   the rows that fit the budget;
+ * - any other filter (a prefix over many topics, very many topics): a window
+ *   of at most {@link SCAN_ROWS} keys in key order, filtered in SQL; the
+ *   page's cursor is then the window's last key, so a client of a rare topic
+ *   pages through history a bounded step at a time.
+ * A read loads at most {@link ROWS_PER_READ} rows by key, and reads run from
+ * a queue a time slice at a time ({@link READ_SLICE_MS}), so a reconnect
+ * storm shares the event loop with live delivery rather than stalling it.
  */
 
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { HeraldError } from '../errors.js';
 import { privacy, type EventDraft, type EventLog, type EventLogStats, type ReadPage, type ReadRequest, type StoredEvent, type TailListener, type TopicFilter } from './event-log.js';
@@ -66,11 +71,68 @@ const TRIM_BATCH = 5000;
 const SCAN_ROWS = 2000;
 
 /**
+ * Rows one read loads by key, at most: each is a seek to a page of its own,
+ * the costly part of a filtered read. A page may then hold fewer events
+ * than asked for; the next read goes on from its cursor.
+ */
+const ROWS_PER_READ = 128;
+
+/**
  * Topics one indexed read looks up, at most (exact ones and those found under
  * its prefixes). Each costs one index seek per page; a filter naming more is
  * served by the bounded scan instead.
  */
 const MAX_INDEXED_TOPICS = 64;
+
+/**
+ * How long queued reads run before the log yields to the event loop. The hub
+ * asks for the pages of many replays in one turn (a reconnect storm); each
+ * read is bounded, and this bounds what they add up to in one turn.
+ */
+const READ_SLICE_MS = 8;
+
+/** SQLite's page cache for the store, in KiB. */
+const PAGE_CACHE_KIB = 16 * 1024;
+
+/** Prefixes a scan filter spells out in SQL; a filter with more passes them as one JSON array. */
+const MAX_SPELLED_PREFIXES = 8;
+
+/**
+ * The queries resume reads run, each a seek and a bounded range (the tests
+ * check their plans with `EXPLAIN QUERY PLAN`). Parameters are positions as
+ * (ms, n) pairs, topics, and limits.
+ */
+export const RESUME_QUERIES = {
+  /** Unfiltered, first step: the next keys and the size of their data, which SQLite knows without reading it. */
+  sizesAfter: 'SELECT ms, n, octet_length(data) AS bytes FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?',
+  /** Unfiltered, second step: the rows of a range of keys. */
+  rowsThrough: 'SELECT ms, n, topic, type, data, private FROM events WHERE (ms, n) > (?, ?) AND (ms, n) <= (?, ?) ORDER BY ms, n',
+  /** One row by its key. */
+  row: 'SELECT ms, n, topic, type, data, private FROM events WHERE ms = ? AND n = ?',
+  /** The last key of a scan window (none when the window is not full). */
+  windowEnd: 'SELECT ms, n FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT 1 OFFSET ?',
+  // INDEXED BY: the plan must not depend on statistics (a key-order scan here would read every event of every topic).
+  /** The keys of one topic in a range of positions, from the covering index. */
+  keysOfTopic: 'SELECT ms, n FROM events INDEXED BY events_by_topic WHERE topic = ? AND (ms, n) > (?, ?) AND (ms, n) <= (?, ?) ORDER BY ms, n LIMIT ?',
+  /** The first stored topic in [from, to). */
+  firstTopicFrom: 'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic >= ? AND topic < ? ORDER BY topic LIMIT 1',
+  /** The first stored topic in (after, to). */
+  firstTopicAfter: 'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic > ? AND topic < ? ORDER BY topic LIMIT 1',
+} as const;
+
+/**
+ * The scan query for a filter with `prefixes` prefixes: the keys of the
+ * window after a position that pass the filter. Exact topics come as one
+ * JSON array; prefixes spelled out (`substr(topic, 1, length) = prefix`),
+ * or, past {@link MAX_SPELLED_PREFIXES}, as a JSON array too.
+ */
+export function scanQuery(prefixes: number): string {
+  const byPrefix =
+    prefixes > MAX_SPELLED_PREFIXES
+      ? ' OR EXISTS (SELECT 1 FROM json_each(?) WHERE substr(topic, 1, length(value)) = value)'
+      : ' OR substr(topic, 1, ?) = ?'.repeat(prefixes);
+  return `SELECT ms, n FROM (SELECT ms, n, topic FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?) WHERE topic IN (SELECT value FROM json_each(?))${byPrefix} ORDER BY ms, n LIMIT ?`;
+}
 
 /** Above every id: the open upper end of a range on (ms, n). */
 const END_OF_IDS: EventId = { ms: Number.MAX_SAFE_INTEGER, seq: Number.MAX_SAFE_INTEGER };
@@ -101,7 +163,18 @@ export class SqliteEventLog implements EventLog {
   private horizon: EventId;
   private newest: EventId;
   private readonly statements;
+  /**
+   * A page is read in one transaction: its queries share one snapshot and one
+   * lock of the WAL, rather than taking it per statement (a hundred row
+   * lookups would otherwise cost a hundred rounds of locking system calls).
+   */
+  private readonly readInOneTransaction: (request: ReadRequest) => ReadPage;
+  /** Scan queries by their number of prefixes (see {@link scanQuery}). */
+  private readonly scanStatements = new Map<number, Database.Statement<unknown[], Key>>();
   private pending: PendingAppend[] = [];
+  /** Reads waiting for their turn (see {@link READ_SLICE_MS}). */
+  private readQueue: (() => void)[] = [];
+  private readsScheduled = false;
 
   constructor(options: SqliteLogOptions) {
     this.now = options.now ?? Date.now;
@@ -114,6 +187,9 @@ export class SqliteEventLog implements EventLog {
     }
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    // Resumes of one topic read the same scattered pages over and over (each of its events sits on a page
+    // of its own in a long history): a 16 MiB page cache keeps them, where the 2 MB default thrashes.
+    this.db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS events (
         ms INTEGER NOT NULL, n INTEGER NOT NULL, topic TEXT, type TEXT, data TEXT NOT NULL,
@@ -132,20 +208,13 @@ export class SqliteEventLog implements EventLog {
       setMeta: this.db.prepare('INSERT INTO meta (key, ms, n) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET ms = excluded.ms, n = excluded.n'),
       getMeta: this.db.prepare<[string], { ms: number; n: number }>('SELECT ms, n FROM meta WHERE key = ?'),
       count: this.db.prepare<[], { size: number }>('SELECT count(*) AS size FROM events'),
-      rowsAfter: this.db.prepare<[number, number, number], Row>('SELECT ms, n, topic, type, data, private FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?'),
-      anyAfter: this.db.prepare<[number, number], { found: number }>('SELECT 1 AS found FROM events WHERE (ms, n) > (?, ?) LIMIT 1'),
-      row: this.db.prepare<[number, number], Row>('SELECT ms, n, topic, type, data, private FROM events WHERE ms = ? AND n = ?'),
-      keysAfter: this.db.prepare<[number, number, number], Key & { topic: string | null }>('SELECT ms, n, topic FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?'),
-      // INDEXED BY: the plan must not depend on statistics (a PK range scan here would read every event of every topic).
-      keysOfTopic: this.db.prepare<[string, number, number, number, number, number], Key>(
-        'SELECT ms, n FROM events INDEXED BY events_by_topic WHERE topic = ? AND (ms, n) > (?, ?) AND (ms, n) <= (?, ?) ORDER BY ms, n LIMIT ?',
-      ),
-      firstTopicFrom: this.db.prepare<[string, string], { topic: string }>(
-        'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic >= ? AND topic < ? ORDER BY topic LIMIT 1',
-      ),
-      firstTopicAfter: this.db.prepare<[string, string], { topic: string }>(
-        'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic > ? AND topic < ? ORDER BY topic LIMIT 1',
-      ),
+      sizesAfter: this.db.prepare<[number, number, number], Key & { bytes: number }>(RESUME_QUERIES.sizesAfter),
+      rowsThrough: this.db.prepare<[number, number, number, number], Row>(RESUME_QUERIES.rowsThrough),
+      row: this.db.prepare<[number, number], Row>(RESUME_QUERIES.row),
+      windowEnd: this.db.prepare<[number, number, number], Key>(RESUME_QUERIES.windowEnd),
+      keysOfTopic: this.db.prepare<[string, number, number, number, number, number], Key>(RESUME_QUERIES.keysOfTopic),
+      firstTopicFrom: this.db.prepare<[string, string], { topic: string }>(RESUME_QUERIES.firstTopicFrom),
+      firstTopicAfter: this.db.prepare<[string, string], { topic: string }>(RESUME_QUERIES.firstTopicAfter),
       oldestN: this.db.prepare<[number], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1 OFFSET ?'),
       first: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1'),
       last: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms DESC, n DESC LIMIT 1'),
@@ -154,6 +223,8 @@ export class SqliteEventLog implements EventLog {
         'SELECT ms, n FROM events WHERE (ms, n) < (?, ?) ORDER BY ms DESC, n DESC LIMIT 1',
       ),
     };
+
+    this.readInOneTransaction = this.db.transaction((request: ReadRequest) => this.readPage(request));
 
     const storedHorizon = this.statements.getMeta.get('horizon');
     const storedNewest = this.statements.getMeta.get('newest');
@@ -206,7 +277,7 @@ export class SqliteEventLog implements EventLog {
     const appends = this.pending;
     this.pending = [];
     if (!this.db.open) {
-      for (const append of appends) append.reject(new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the store is closed; the publish was not acknowledged'));
+      for (const append of appends) append.reject(new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the store is closed; the publish was not acknowledged', { retryAfter: 1 }));
       return;
     }
     const now = this.now();
@@ -239,8 +310,43 @@ export class SqliteEventLog implements EventLog {
     appends.forEach((append, i) => append.resolve(results[i]!));
   };
 
-  async read(request: ReadRequest): Promise<ReadPage> {
+  read(request: ReadRequest): Promise<ReadPage> {
+    return new Promise((resolve, reject) => {
+      this.readQueue.push(() => {
+        try {
+          resolve(this.readNow(request));
+        } catch (error) {
+          reject(error);
+        }
+      });
+      if (!this.readsScheduled) {
+        this.readsScheduled = true;
+        setImmediate(this.runReads);
+      }
+    });
+  }
+
+  /**
+   * Runs queued reads for one time slice, then yields. A read that waits
+   * still keeps the promise `read()` makes: what is appended meanwhile is in
+   * its page, and reaches the tail as well.
+   */
+  private readonly runReads = (): void => {
+    const started = performance.now();
+    let index = 0;
+    const queue = this.readQueue;
+    while (index < queue.length && (index === 0 || performance.now() - started < READ_SLICE_MS)) queue[index++]!();
+    this.readQueue = queue.slice(index);
+    if (this.readQueue.length > 0) setImmediate(this.runReads);
+    else this.readsScheduled = false;
+  };
+
+  private readNow(request: ReadRequest): ReadPage {
     if (!this.db.open) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the store is closed', { retryAfter: 1 });
+    return this.readInOneTransaction(request);
+  }
+
+  private readPage(request: ReadRequest): ReadPage {
     let after: EventId | undefined;
     if ('id' in request.after) {
       after = parseEventId(request.after.id);
@@ -257,31 +363,34 @@ export class SqliteEventLog implements EventLog {
     return { status: expired ? 'expired' : 'complete', ...body };
   }
 
-  /** No filter: the rows after `from` in key order; at most one row past the byte budget is loaded. */
+  /** No filter: the sizes of the next rows, then the rows that fit the byte budget (at least one), in one range. */
   private readEverything(from: EventId, limit: number, maxBytes: number): PageBody {
-    const events: StoredEvent[] = [];
+    // One more than the page takes: whether anything follows it.
+    const sizes = this.statements.sizesAfter.all(from.ms, from.seq, limit + 1);
+    let taken = 0;
     let bytes = 0;
-    let cursor = from;
-    for (const row of this.statements.rowsAfter.iterate(from.ms, from.seq, limit)) {
-      if (events.length > 0 && bytes + row.data.length > maxBytes) return { events, cursor: positionOf(cursor), end: false };
-      events.push(toStoredEvent(row));
-      bytes += row.data.length;
-      cursor = toId(row);
-    }
-    const end = events.length < limit || this.statements.anyAfter.get(cursor.ms, cursor.seq) === undefined;
-    return { events, cursor: positionOf(cursor), end };
+    while (taken < Math.min(limit, sizes.length) && (taken === 0 || bytes + sizes[taken]!.bytes <= maxBytes)) bytes += sizes[taken++]!.bytes;
+    if (taken === 0) return { events: [], cursor: positionOf(from), end: true };
+    const last = toId(sizes[taken - 1]!);
+    const events = this.statements.rowsThrough.all(from.ms, from.seq, last.ms, last.seq).map(toStoredEvent);
+    return { events, cursor: positionOf(last), end: taken === sizes.length };
   }
 
   private readTopics(filter: TopicFilter, from: EventId, limit: number, maxBytes: number): PageBody {
+    const wanted = Math.min(limit, ROWS_PER_READ);
     const topics = this.topicsOf(filter);
-    if (topics === undefined) return this.scanFiltered(filter, from, limit, maxBytes);
-    const keys = this.firstKeysOf(topics, from, limit);
+    if (topics === undefined) return this.scanFiltered(filter, from, wanted, maxBytes);
+    const keys = this.firstKeysOf(topics, from, wanted);
     const page = this.rowsOf(keys, maxBytes);
     if (page.stoppedAt !== undefined) return { events: page.events, cursor: positionOf(page.stoppedAt), end: false };
-    if (keys.length === limit) return { events: page.events, cursor: positionOf(toId(keys[keys.length - 1]!)), end: false };
+    if (keys.length === wanted) return { events: page.events, cursor: positionOf(toId(keys[keys.length - 1]!)), end: false };
     // Every wanted topic ran out before the page filled: the page looked through the newest event.
-    const newest = compareEventIds(this.newest, from) > 0 ? this.newest : from;
-    return { events: page.events, cursor: positionOf(newest), end: true };
+    return { events: page.events, cursor: positionOf(this.newestFrom(from)), end: true };
+  }
+
+  /** The newest id, or `from` if that is later: where a read that found nothing more stops. */
+  private newestFrom(from: EventId): EventId {
+    return compareEventIds(this.newest, from) > 0 ? this.newest : from;
   }
 
   /**
@@ -341,25 +450,27 @@ export class SqliteEventLog implements EventLog {
   }
 
   /**
-   * A filter the index cannot serve: at most {@link SCAN_ROWS} keys after
-   * `from` in key order (keys and topics only: no event's data is loaded
-   * unless it is wanted), then the rows of those that pass.
+   * A filter the index cannot serve: the keys that pass it among the next
+   * {@link SCAN_ROWS} (filtered in SQL: no row crosses into JS unless it is
+   * wanted, no data is read), then their rows.
    */
-  private scanFiltered(filter: TopicFilter, from: EventId, limit: number, maxBytes: number): PageBody {
-    const exact = new Set(filter.exact);
-    const wanted = (topic: string | null): boolean => topic !== null && (exact.has(topic) || filter.prefixes.some((prefix) => topic.startsWith(prefix)));
-    const matches: Key[] = [];
-    let scanned = 0;
-    let last = from;
-    for (const key of this.statements.keysAfter.iterate(from.ms, from.seq, SCAN_ROWS)) {
-      scanned++;
-      last = toId(key);
-      if (wanted(key.topic) && matches.push(key) === limit) break;
+  private scanFiltered(filter: TopicFilter, from: EventId, wanted: number, maxBytes: number): PageBody {
+    const prefixes = filter.prefixes.length;
+    let statement = this.scanStatements.get(prefixes);
+    if (statement === undefined) {
+      statement = this.db.prepare<unknown[], Key>(scanQuery(prefixes));
+      this.scanStatements.set(prefixes, statement);
     }
+    const prefixParameters =
+      prefixes > MAX_SPELLED_PREFIXES ? [JSON.stringify(filter.prefixes)] : filter.prefixes.flatMap((prefix) => [Array.from(prefix).length, prefix]);
+    const matches = statement.all(from.ms, from.seq, SCAN_ROWS, JSON.stringify(filter.exact), ...prefixParameters, wanted);
     const page = this.rowsOf(matches, maxBytes);
     if (page.stoppedAt !== undefined) return { events: page.events, cursor: positionOf(page.stoppedAt), end: false };
-    if (matches.length === limit) return { events: page.events, cursor: positionOf(last), end: false };
-    return { events: page.events, cursor: positionOf(last), end: scanned < SCAN_ROWS };
+    if (matches.length === wanted) return { events: page.events, cursor: positionOf(toId(matches[matches.length - 1]!)), end: false };
+    const windowEnd = this.statements.windowEnd.get(from.ms, from.seq, SCAN_ROWS - 1);
+    if (windowEnd !== undefined) return { events: page.events, cursor: positionOf(toId(windowEnd)), end: false };
+    // The window held everything after `from`.
+    return { events: page.events, cursor: positionOf(this.newestFrom(from)), end: true };
   }
 
   /** Drops the oldest events past `capacity`, remembering the newest one dropped as the horizon. */

@@ -10,7 +10,6 @@
  * - waiting.ts    `Waiters`, `Recorder`, `within`, `pollUntil`, and `sleep` (for pacing only)
  * - ids.ts        `<ms>-<seq>` ids, parsed and compared
  * - load.ts       `seededRandom`, `pool`
- * - logs.ts       `readAfter`, paged reads of an event log
  *
  * `redis-server.ts` and `chromium.ts` are imported on their own: they look
  * for (and report on) a program of the machine when loaded.
@@ -19,7 +18,6 @@
 export { HubWatch, health, startHub, trigger, watchHub, withHub, type PublishResult, type RunningHub } from './hubs.js';
 export { compareIds, parseId } from './ids.js';
 export { pool, seededRandom } from './load.js';
-export { readAfter } from './logs.js';
 export { CLI_PATH, isRunning, killHeralds, rssOf, spawnHerald, stopHerald, type HeraldProcess } from './processes.js';
 export { freePort, rawRequest, RawSocket } from './sockets.js';
 export { SseTap, type TappedEvent } from './sse-tap.js';

@@ -4,7 +4,7 @@
  */
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,8 +27,10 @@ export interface TestRedis {
   pid(): number | undefined;
   /** Kills the server (SIGKILL by default: no chance to save anything on the way out). */
   kill(signal?: NodeJS.Signals): Promise<void>;
-  /** Starts it again on the same port and data directory. */
-  restart(): Promise<void>;
+  /** Starts it again on the same port and data directory; `withoutData`: with its data files deleted first (Redis lost its data). */
+  restart(options?: { withoutData?: boolean }): Promise<void>;
+  /** Stops the process without ending it (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void;
   /** Stops it for good and removes its data. */
   stop(): Promise<void>;
 }
@@ -76,7 +78,16 @@ export async function startRedis({ fsync = 'always', cpu }: RedisSettings = {}):
     port,
     pid: () => child?.pid,
     kill,
-    restart: launch,
+    restart: async ({ withoutData = false } = {}) => {
+      if (withoutData) {
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir);
+      }
+      await launch();
+    },
+    pause: () => {
+      child?.kill('SIGSTOP');
+    },
     stop: async () => {
       await kill();
       rmSync(dir, { recursive: true, force: true });
