@@ -297,10 +297,10 @@ export class Hub {
       for (;;) {
         if (page.status === 'unknown') throw new HeraldError('HERALD_ERR_INTERNAL', 'the event log lost its place in the middle of a replay');
         if (page.status === 'expired') notice('expired');
-        // A page leaves in one write (a page is bounded): one system call, not one per event.
+        // A page leaves in one corked write (a page is bounded): one system call, not one per event, and no copy.
         const frames: Buffer[] = [];
         for (const event of page.events) if (wants(subscriber, event)) frames.push(this.frameOf(event));
-        if (frames.length > 0 && !this.writeNow(subscriber, frames.length === 1 ? frames[0]! : Buffer.concat(frames))) await subscriber.drained();
+        if (frames.length > 0 && !this.writeFramesNow(subscriber, frames)) await subscriber.drained();
         if (subscriber.isClosed()) return;
         const covered = page.cursor;
         if (page.end) {
@@ -330,6 +330,14 @@ export class Hub {
       if (covered !== undefined && event.position <= covered) continue;
       this.enqueue(subscriber, this.frameOf(event));
     }
+  }
+
+  /** Writes several frames outside the flush (a replay page), counting the bytes. */
+  private writeFramesNow(subscriber: Subscriber, frames: readonly Buffer[]): boolean {
+    if (frames.length === 1) return this.writeNow(subscriber, frames[0]!);
+    for (const frame of frames) this.bytesWritten += frame.length;
+    subscriber.wroteSinceSweep = true;
+    return subscriber.sink.writeMany(frames);
   }
 
   /** Writes outside the flush (hello, notices, replay, heartbeats), counting the bytes. */
