@@ -99,6 +99,16 @@ class RoamingSubscriber {
     return this.received.length + (this.tap?.events.length ?? 0);
   }
 
+  sawSentinel(): boolean {
+    const isSentinel = (n: number): boolean => n === SENTINEL;
+    return this.received.some((event) => isSentinel(event.n)) || (this.tap?.events.some((event) => event.data.includes(`"n":${SENTINEL}`)) ?? false);
+  }
+
+  dropSentinels(): void {
+    const kept = this.received.filter((event) => event.n !== SENTINEL);
+    this.received.splice(0, this.received.length, ...kept);
+  }
+
   finish(): void {
     this.stopped = true;
     this.harvest();
@@ -185,14 +195,28 @@ function expectedFor(subscriber: RoamingSubscriber, log: PublishLog): Acknowledg
     .sort((a, b) => compareEventIds(parseEventId(a.id)!, parseEventId(b.id)!));
 }
 
-/** Waits (bounded) until every subscriber holds at least its acknowledged events, then checks them exactly. */
+/** A sentinel's `n`: published last on every topic, it tells a subscriber that nothing earlier is still on its way. */
+const SENTINEL = -1;
+
+/**
+ * Publishes a sentinel on every topic once the publishers are done, waits (bounded) until every subscriber holds
+ * one, so anything published before it (a late duplicate too) has arrived, then checks the events exactly.
+ */
 async function verify(subscribers: readonly RoamingSubscriber[], log: PublishLog): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    if (subscribers.every((s) => s.count() >= expectedFor(s, log).length)) break;
-    await sleep(100);
+  for (const topic of TOPICS) {
+    const answer = await fetch(`${nodes[0]!.url}/trigger`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ topic, data: { n: SENTINEL } }),
+    });
+    assert.equal(answer.status, 202, `the sentinel on ${topic} is acknowledged`);
   }
-  await sleep(300);
+  for (let attempt = 0; attempt < 300 && !subscribers.every((s) => s.sawSentinel()); attempt++) await sleep(100);
   for (const subscriber of subscribers) subscriber.finish();
+  for (const [index, subscriber] of subscribers.entries()) {
+    assert.ok(subscriber.sawSentinel(), `subscriber ${index} (${subscriber.topics.join(', ')}; seed ${seed}) got the sentinel`);
+    subscriber.dropSentinels();
+  }
   for (const [index, subscriber] of subscribers.entries()) {
     const label = `subscriber ${index} (${subscriber.topics.join(', ')}; seed ${seed})`;
     const ids = subscriber.received.map((event) => event.id);
