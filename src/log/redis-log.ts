@@ -222,6 +222,13 @@ export class RedisEventLog implements EventLog {
   readonly shared = true;
   private readonly commands: Redis & ScriptCommands;
   private readonly reader: Redis;
+  /** Resume reads go on a connection of their own, so a publish never queues behind a reconnect storm's pages. */
+  private readonly replays: Redis;
+  /**
+   * Reads under way, by what they ask: clients that resume from the same id
+   * (a storm after a deploy) share one round trip per page.
+   */
+  private readonly readsUnderWay = new Map<string, Promise<ReadPage>>();
   private readonly streamKey: string;
   private readonly bornKey: string;
   private readonly horizonKey: string;
@@ -276,13 +283,14 @@ export class RedisEventLog implements EventLog {
     try {
       this.commands = new Redis(options.url, { ...connection, enableAutoPipelining: true, commandTimeout: COMMAND_TIMEOUT_MS }) as Redis & ScriptCommands;
       this.reader = new Redis(options.url, connection);
+      this.replays = new Redis(options.url, { ...connection, enableAutoPipelining: true, commandTimeout: COMMAND_TIMEOUT_MS });
     } catch (error) {
       throw new HeraldError('HERALD_ERR_INVALID_OPTION', `invalid Redis URL ${JSON.stringify(options.url)}: ${(error as Error).message}`);
     }
     this.commands.defineCommand('heraldAppend', { numberOfKeys: 4, lua: APPEND_SCRIPT });
     this.commands.defineCommand('heraldTrimByAge', { numberOfKeys: 2, lua: TRIM_BY_AGE_SCRIPT });
-    this.commands.defineCommand('heraldReadFiltered', { numberOfKeys: 1, lua: READ_FILTERED_SCRIPT });
-    for (const client of [this.commands, this.reader]) {
+    this.replays.defineCommand('heraldReadFiltered', { numberOfKeys: 1, lua: READ_FILTERED_SCRIPT });
+    for (const client of [this.commands, this.reader, this.replays]) {
       client.on('error', (error: Error) => {
         this.lastError = error.message || String(error);
         this.reportHealth();
@@ -323,6 +331,7 @@ export class RedisEventLog implements EventLog {
   health(): LogHealth {
     if (this.commands.status !== 'ready') return { ok: false, reason: `redis unavailable: ${this.lastError}` };
     if (this.readerFailure !== undefined) return { ok: false, reason: `redis unavailable: ${this.readerFailure}` };
+    if (this.replays.status !== 'ready') return { ok: false, reason: `redis unavailable for resumes: ${this.lastError}` };
     if (this.cursor === undefined) return { ok: false, reason: 'redis unavailable: this node does not follow the stream yet' };
     return { ok: true };
   }
@@ -366,6 +375,25 @@ export class RedisEventLog implements EventLog {
   async read(request: ReadRequest): Promise<ReadPage> {
     if (this.closed) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the Redis event log is closed', { retryAfter: 1 });
     await this.tailFollows();
+    const key = JSON.stringify([request.after, request.topics, request.limit, request.maxBytes]);
+    const underWay = this.readsUnderWay.get(key);
+    if (underWay !== undefined) {
+      const page = await underWay.catch(() => undefined);
+      // A full page holds the same entries whenever it is read. A page that reached the stream's end may have been
+      // read before an event this caller must see was appended: that caller reads for itself.
+      if (page !== undefined && page.status !== 'unknown' && !page.end) return page;
+    }
+    const reading = this.readPage(request);
+    this.readsUnderWay.set(key, reading);
+    try {
+      return await reading;
+    } finally {
+      if (this.readsUnderWay.get(key) === reading) this.readsUnderWay.delete(key);
+    }
+  }
+
+  private async readPage(request: ReadRequest): Promise<ReadPage> {
+    if (this.replays.status !== 'ready') throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `Redis is unreachable (${this.lastError}); retry`, { retryAfter: 1 });
     const first = 'id' in request.after;
     const after = 'id' in request.after ? parseEventId(request.after.id) : idOfPosition(request.after.cursor);
     if (after === undefined) {
@@ -380,7 +408,7 @@ export class RedisEventLog implements EventLog {
     let marks: unknown;
     let range: unknown;
     try {
-      const transaction = this.commands.multi().xinfo('STREAM', this.streamKey).mget(this.bornKey, this.horizonKey);
+      const transaction = this.replays.multi().xinfo('STREAM', this.streamKey).mget(this.bornKey, this.horizonKey);
       if (topics === undefined) transaction.xrange(this.streamKey, `(${formatEventId(after)}`, '+', 'COUNT', count);
       else (transaction as typeof transaction & FilteredReadCommand).heraldReadFiltered(this.streamKey, formatEventId(after), count, limit, request.maxBytes, topics.exact.length, ...topics.exact, ...topics.prefixes);
       const replies = await transaction.exec();
@@ -583,8 +611,10 @@ export class RedisEventLog implements EventLog {
     this.reader.disconnect();
     this.wake?.();
     await this.following;
-    if (this.commands.status === 'ready') await this.commands.quit().catch(() => undefined);
-    this.commands.disconnect();
+    for (const client of [this.commands, this.replays]) {
+      if (client.status === 'ready') await client.quit().catch(() => undefined);
+      client.disconnect();
+    }
   }
 }
 
