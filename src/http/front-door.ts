@@ -19,6 +19,7 @@ import { requestIdOf } from '../observe/logger.js';
 import { writeRawError } from './client-errors.js';
 import { subscriptionOf, type EventStreams } from './events.js';
 import type { RequestView } from './exchange.js';
+import type { Subscriber } from '../hub/subscriber.js';
 import { SocketSink } from './node.js';
 import { asHeraldError } from './respond.js';
 import { formatHttp1Head, stripBasePath } from './stream-head.js';
@@ -92,6 +93,16 @@ export class FrontDoor {
   };
 
   private serve(socket: Socket, head: ParsedHead): void {
+    const subscriber = this.subscribe(socket, head);
+    if (subscriber !== undefined) this.track(socket, subscriber);
+  }
+
+  /**
+   * Everything that needs the parsed head happens here, so no closure that
+   * outlives the request (the close listener below) shares a scope with it:
+   * an idle stream keeps its socket, not its request's URL and fields.
+   */
+  private subscribe(socket: Socket, head: ParsedHead): Subscriber | undefined {
     const request: RequestView = {
       method: 'GET',
       url: head.url,
@@ -99,9 +110,8 @@ export class FrontDoor {
       header: (name) => head.fields.get(name),
     };
     const requestId = requestIdOf(head.fields.get('x-request-id'));
-    let subscriber;
     try {
-      subscriber = this.streams.subscribe(request, subscriptionOf(head.url.searchParams, head.fields.get('last-event-id')), ANONYMOUS, {
+      return this.streams.subscribe(request, subscriptionOf(head.url.searchParams, head.fields.get('last-event-id')), ANONYMOUS, {
         requestId,
         cors: {},
         framing: 'close-delimited',
@@ -113,8 +123,11 @@ export class FrontDoor {
     } catch (error) {
       this.refused(error);
       writeRawError(socket, asHeraldError(error), { 'X-Request-Id': requestId });
-      return;
+      return undefined;
     }
+  }
+
+  private track(socket: Socket, subscriber: Subscriber): void {
     this.streams_.add(socket);
     // The client has nothing more to say; reading on lets us see it leave (the sink tells the hub).
     socket.on('data', ignore);
