@@ -37,7 +37,7 @@ export interface FoundToken {
  * client chose this header on purpose, so it should hear that its token is
  * malformed rather than be judged by a stale cookie.
  */
-function bearerToken(header: string | undefined): string | undefined {
+export function bearerToken(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const match = /^[ \t]*bearer(?:[ \t]+(.*))?$/is.exec(header);
   const credentials = match?.[1]?.trim();

@@ -39,7 +39,7 @@ export interface TokenVerifierSettings {
   now?: () => number;
 }
 
-type KeySetting = 'jwtKey' | 'jwtPublicKey' | 'jwtPublisherKey' | 'jwtSubscriberKey' | 'jwtJwks' | 'clockSkew';
+export type KeySetting = 'jwtKey' | 'jwtPublicKey' | 'jwtPublisherKey' | 'jwtSubscriberKey' | 'jwtJwks' | 'clockSkew';
 
 export interface TokenVerifier {
   /** Whether tokens for `role` can be checked; without a key, the role is not protected by tokens. */
@@ -61,18 +61,30 @@ export interface TokenVerifier {
 }
 
 /**
- * Builds a verifier from key settings, reading key files now so that a bad
- * key stops the start rather than the first request.
+ * The key of each role and the time rules, as every token format Herald reads
+ * (its own `herald` claim, Mercure's claims) checks them: one place decides
+ * which key checks which role, so the formats cannot drift apart.
+ */
+export interface VerificationSetup {
+  /** The key checking tokens that publish, and tokens that subscribe; `undefined`: the role is not protected by tokens. */
+  readonly keys: Readonly<Record<Role, VerificationKey | undefined>>;
+  /** Seconds of tolerance on `exp` and `nbf`. */
+  readonly clockSkew: number;
+  /** The current time in ms since the epoch. */
+  readonly now: () => number;
+}
+
+/**
+ * Reads key settings into keys, reading key files now so that a bad key
+ * stops the start rather than the first request.
  *
  * @param label how to name a setting in an error, e.g. `--jwt-key`; values are never quoted, being secrets
  * @throws HeraldError `HERALD_ERR_INVALID_OPTION` for a missing, unreadable or unsuitable key, or conflicting settings
- * @example
- * const verifier = createTokenVerifier({ jwtKey: process.env.HERALD_JWT_KEY });
  */
-export function createTokenVerifier(
+export function resolveVerification(
   settings: TokenVerifierSettings,
   label: (setting: KeySetting) => string = (setting) => `option "${setting}"`,
-): TokenVerifier {
+): VerificationSetup {
   const given = (value: string | undefined): value is string => value !== undefined && value !== '';
   const fail = (setting: KeySetting) => settingFailure(label(setting));
 
@@ -88,16 +100,32 @@ export function createTokenVerifier(
   else if (given(settings.jwtPublicKey)) shared = publicKeyFile(settings.jwtPublicKey, fail('jwtPublicKey'));
   else if (given(settings.jwtJwks)) shared = keySet(settings.jwtJwks, fail('jwtJwks'));
 
-  const keys: Readonly<Record<Role, VerificationKey | undefined>> = {
+  const keys: Readonly<Record<Role, VerificationKey | undefined>> = Object.freeze({
     publish: given(settings.jwtPublisherKey) ? secretOrPublicKeyFile(settings.jwtPublisherKey, fail('jwtPublisherKey')) : shared,
     subscribe: given(settings.jwtSubscriberKey) ? secretOrPublicKeyFile(settings.jwtSubscriberKey, fail('jwtSubscriberKey')) : shared,
-  };
+  });
 
   const clockSkew = settings.clockSkew ?? DEFAULT_CLOCK_SKEW_SECONDS;
   if (!Number.isFinite(clockSkew) || clockSkew < 0 || clockSkew > MAX_CLOCK_SKEW_SECONDS) {
     fail('clockSkew')(`expected a number of seconds between 0 and ${MAX_CLOCK_SKEW_SECONDS}, got ${String(clockSkew)}`);
   }
-  const now = settings.now ?? Date.now;
+  return Object.freeze({ keys, clockSkew, now: settings.now ?? Date.now });
+}
+
+/**
+ * Builds a verifier from key settings, reading key files now so that a bad
+ * key stops the start rather than the first request.
+ *
+ * @param label how to name a setting in an error, e.g. `--jwt-key`; values are never quoted, being secrets
+ * @throws HeraldError `HERALD_ERR_INVALID_OPTION` for a missing, unreadable or unsuitable key, or conflicting settings
+ * @example
+ * const verifier = createTokenVerifier({ jwtKey: process.env.HERALD_JWT_KEY });
+ */
+export function createTokenVerifier(
+  settings: TokenVerifierSettings,
+  label: (setting: KeySetting) => string = (setting) => `option "${setting}"`,
+): TokenVerifier {
+  const { keys, clockSkew, now } = resolveVerification(settings, label);
 
   return Object.freeze({
     hasKey: (role: Role) => keys[role] !== undefined,
