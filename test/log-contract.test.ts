@@ -25,7 +25,7 @@ import { formatEventId, parseEventId, positionOf } from '../src/log/event-id.js'
 import { passesFilter, type EventDraft, type EventLog, type ReadPage, type ReadRequest, type StoredEvent, type TopicFilter } from '../src/log/event-log.js';
 import { MemoryEventLog } from '../src/log/memory-log.js';
 import { MIN_STREAM_LENGTH, RedisEventLog } from '../src/log/redis-log.js';
-import { RESUME_QUERIES, scanQuery, SqliteEventLog } from '../src/log/sqlite-log.js';
+import { alternatesScanQuery, RESUME_QUERIES, scanQuery, SqliteEventLog } from '../src/log/sqlite-log.js';
 import { Waiters } from './support/helpers.js';
 import { redisSkip, startRedis, type TestRedis } from './support/redis-server.js';
 
@@ -366,12 +366,22 @@ async function readAll(log: EventLog, id: string, options: Partial<Omit<ReadRequ
 
 /** What a reader of `filter` must get from `events` (all of the log after its start). */
 function wanted(events: readonly StoredEvent[], filter: TopicFilter | undefined): StoredEvent[] {
-  return events.filter((event) => passesFilter(filter, event.topic));
+  return events.filter((event) => passesFilter(filter, event));
 }
 
 /** The fields an event must keep from append to read and tail. */
 function shape(event: StoredEvent): unknown {
-  return { id: event.id, position: event.position, time: event.time, topic: event.topic, event: event.event, data: event.data, private: event.private };
+  return {
+    id: event.id,
+    position: event.position,
+    time: event.time,
+    topic: event.topic,
+    event: event.event,
+    data: event.data,
+    private: event.private,
+    alsoTopics: event.alsoTopics,
+    retry: event.retry,
+  };
 }
 const shapes = (events: readonly StoredEvent[]): unknown[] => events.map(shape);
 const idsOf = (events: readonly StoredEvent[]): string[] => events.map((event) => event.id);
@@ -791,10 +801,13 @@ describe('sqlite log: the store itself', () => {
     const path = newPath();
     const log = new SqliteEventLog({ path, capacity: 100_000, maxAgeMs: 0 });
     await appendMany(log, 1000, (i) => (i % 3 === 0 ? undefined : `t/${i % 10}`));
+    // Chosen ids and alternates too, so their index and table hold rows the planner could weigh.
+    await log.append(Array.from({ length: 200 }, (_, i) => draft(String(i), `t/${i % 10}`, { id: `chosen-${i % 50}`, alsoTopics: [`u/${i % 7}`, `v/${i % 3}`] })));
     await log.close();
     const db = new Database(path, { readonly: true });
     try {
       const primaryRange = 'SEARCH events USING PRIMARY KEY ((ms,n)>(?,?))';
+      const alternatesRange = 'SEARCH alternate_topics USING PRIMARY KEY ((ms,n)>(?,?) AND (ms,n)<(?,?))';
       const expected: Record<string, [sql: string, step: string]> = {
         sizesAfter: [RESUME_QUERIES.sizesAfter, primaryRange],
         rowsThrough: [RESUME_QUERIES.rowsThrough, 'SEARCH events USING PRIMARY KEY ((ms,n)>(?,?) AND (ms,n)<(?,?))'],
@@ -803,17 +816,29 @@ describe('sqlite log: the store itself', () => {
         keysOfTopic: [RESUME_QUERIES.keysOfTopic, 'SEARCH events USING COVERING INDEX events_by_topic (topic=? AND (ms,n)>(?,?) AND (ms,n)<(?,?))'],
         firstTopicFrom: [RESUME_QUERIES.firstTopicFrom, 'SEARCH events USING COVERING INDEX events_by_topic (topic>? AND topic<?)'],
         firstTopicAfter: [RESUME_QUERIES.firstTopicAfter, 'SEARCH events USING COVERING INDEX events_by_topic (topic>? AND topic<?)'],
+        newestWithId: [RESUME_QUERIES.newestWithId, 'SEARCH events USING COVERING INDEX events_by_id (id=?)'],
+        idAt: [RESUME_QUERIES.idAt, 'SEARCH events USING PRIMARY KEY (ms=? AND n=?)'],
+        keysOfAlternate: [
+          RESUME_QUERIES.keysOfAlternate,
+          'SEARCH alternate_topics USING COVERING INDEX alternate_topics_by_topic (topic=? AND (ms,n)>(?,?) AND (ms,n)<(?,?))',
+        ],
+        firstAlternateFrom: [RESUME_QUERIES.firstAlternateFrom, 'SEARCH alternate_topics USING COVERING INDEX alternate_topics_by_topic (topic>? AND topic<?)'],
+        firstAlternateAfter: [RESUME_QUERIES.firstAlternateAfter, 'SEARCH alternate_topics USING COVERING INDEX alternate_topics_by_topic (topic>? AND topic<?)'],
         // The scan's window is a bounded range on the key; the filter runs over the window only.
         'scan, exact topics only': [scanQuery(0), primaryRange],
         'scan, two prefixes': [scanQuery(2), primaryRange],
         'scan, many prefixes': [scanQuery(9), primaryRange],
+        // The alternates of the window: a range on their key, never the topic index (whose finds would need sorting).
+        'scan of alternates, exact topics only': [alternatesScanQuery(0), alternatesRange],
+        'scan of alternates, two prefixes': [alternatesScanQuery(2), alternatesRange],
+        'scan of alternates, many prefixes': [alternatesScanQuery(9), alternatesRange],
       };
       assert.deepEqual(Object.keys(RESUME_QUERIES).sort(), Object.keys(expected).filter((name) => !name.startsWith('scan')).sort(), 'every resume query is checked');
       for (const [name, [sql, step]] of Object.entries(expected)) {
         const parameters = (sql.match(/\?/g) ?? []).map(() => 1);
         const plan = db.prepare<number[], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`).all(...parameters).map((row) => row.detail);
         assert.ok(plan.includes(step), `${name}: ${step} in ${plan.join(' | ')}`);
-        assert.ok(!plan.some((detail) => /^SCAN events\b/.test(detail)), `${name}: no scan of the table: ${plan.join(' | ')}`);
+        assert.ok(!plan.some((detail) => /^SCAN (events|alternate_topics)\b/.test(detail)), `${name}: no scan of the table: ${plan.join(' | ')}`);
         assert.ok(!plan.some((detail) => detail.includes('TEMP B-TREE')), `${name}: no sorting: ${plan.join(' | ')}`);
       }
     } finally {
