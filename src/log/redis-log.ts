@@ -310,17 +310,16 @@ export class RedisEventLog implements EventLog {
   }
 
   /**
-   * Resolves once the log is healthy (the command connection is up and the
-   * tail follows the stream), or after `timeoutMs` if Redis cannot be
+   * Resolves once the log is healthy (the command and replay connections
+   * are up and the tail follows the stream), or after `timeoutMs` if Redis cannot be
    * reached: a hub may listen without Redis and recover when it comes.
    */
   ready(timeoutMs = CONNECT_TIMEOUT_MS + 500): Promise<void> {
-    // The two connections come up independently: the tail may follow before publishes can go out.
-    const commandsReady = (): Promise<void> =>
-      this.commands.status === 'ready' ? Promise.resolve() : new Promise((resolve) => this.commands.once('ready', () => resolve()));
+    // The connections come up independently: the tail may follow before publishes can go out, or resumes be read.
+    const up = (client: Redis): Promise<void> => (client.status === 'ready' ? Promise.resolve() : new Promise((resolve) => client.once('ready', () => resolve())));
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
-      void this.firstRead.then(commandsReady).then(() => {
+      void this.firstRead.then(() => Promise.all([up(this.commands), up(this.replays)])).then(() => {
         clearTimeout(timer);
         resolve();
       });
