@@ -17,14 +17,38 @@
 
 /** An event as a publisher hands it to the log, before it has an id. */
 export interface EventDraft {
+  /**
+   * An id the publisher chose (Mercure's `id`), kept verbatim as the SSE
+   * `id`: the publisher's own systems know the update by it, and clients
+   * resume with it. Not a key: several events may carry the same one (a
+   * resume then goes on after the newest). Absent: the log assigns one of its
+   * own. Present: not empty, and no CR, LF or NUL, which the SSE `id` field
+   * cannot carry.
+   */
+  readonly id?: string | undefined;
   /** Absent: the event reaches only subscribers without topic selectors. */
   readonly topic?: string | undefined;
+  /**
+   * More topics the event is published to besides `topic` (Mercure's
+   * alternate topics: one update, several URLs naming the same resource).
+   * A subscriber of any of them receives it, once, and a topic filter
+   * passes it for any of them; `topic` stays the canonical one, so an event
+   * with alternates always has a `topic`. Each is a non-empty string; an
+   * empty list is as good as none.
+   */
+  readonly alsoTopics?: readonly string[] | undefined;
   /** The SSE `event` field; absent means the client's default `message`. */
   readonly event?: string | undefined;
   /** The `data` text exactly as subscribers will receive it. */
   readonly data: string;
   /** Only subscribers whose token allows the topic receive it (see `--jwt-*`). */
   readonly private?: boolean | undefined;
+  /**
+   * The SSE `retry` the publisher asks clients to use, in ms (a non-negative
+   * integer): it travels with the event, so a replayed event tells a client
+   * what a live one would have. Absent: the hub's own setting applies.
+   */
+  readonly retry?: number | undefined;
 }
 
 /** An event the log has accepted. It belongs to the log: nobody else changes it. */
