@@ -24,6 +24,10 @@ export const ERROR_CATALOGUE = {
     status: 400,
     summary: 'A `topic` selector of a subscription is malformed.',
   },
+  HERALD_ERR_INVALID_UPDATE: {
+    status: 400,
+    summary: 'A Mercure update is malformed: no `topic`, an empty or bad field, an `id` that begins with `#`, a `retry` that is not digits.',
+  },
   HERALD_ERR_EMPTY_BATCH: { status: 400, summary: 'A batch publish holds no event.' },
   HERALD_ERR_UNAUTHORIZED: {
     status: 401,

@@ -13,6 +13,8 @@ import { Hub, type HubCounters, type Published } from './hub/hub.js';
 import type { PublishMessage, TextMessageMeta } from './hub/messages.js';
 import type { EventLog } from './log/event-log.js';
 import { createEventLog } from './log/create.js';
+import { validUrlPattern } from './mercure/front-end.js';
+import { resolveMercureTokenSettings } from './mercure/tokens.js';
 import { createTokenVerifier } from './auth/index.js';
 import { AccessPolicy } from './http/access.js';
 import { AddressLimit } from './http/address-limit.js';
@@ -91,19 +93,21 @@ export class Herald {
     const label = parts.label ?? ((key: OptionKey) => `option "${key}"`);
     // Read now, so a bad file stops the start with one line naming the option, before anything listens.
     this.tls = options.tlsCert === undefined ? undefined : loadTlsCredentials({ cert: options.tlsCert, key: options.tlsKey! }, label);
-    const verifier = hasAnyKey(options)
-      ? createTokenVerifier(
-          {
-            jwtKey: options.jwtKey,
-            jwtPublicKey: options.jwtPublicKey,
-            jwtPublisherKey: options.jwtPublisherKey,
-            jwtSubscriberKey: options.jwtSubscriberKey,
-            jwtJwks: options.jwtJwks,
-            clockSkew: Math.round(options.jwtClockSkew / 1000),
-          },
-          (setting) => (setting === 'clockSkew' ? label('jwtClockSkew') : label(setting)),
-        )
-      : undefined;
+    const keys = {
+      jwtKey: options.jwtKey,
+      jwtPublicKey: options.jwtPublicKey,
+      jwtPublisherKey: options.jwtPublisherKey,
+      jwtSubscriberKey: options.jwtSubscriberKey,
+      jwtJwks: options.jwtJwks,
+      clockSkew: Math.round(options.jwtClockSkew / 1000),
+    };
+    const keyLabel = (setting: string): string => (setting === 'clockSkew' ? label('jwtClockSkew') : label(setting as OptionKey));
+    const verifier = hasAnyKey(options) ? createTokenVerifier(keys, keyLabel) : undefined;
+    // Mercure tokens are verified with the same keys; the hub's own selector engine checks their URL patterns.
+    const mercureTokens = resolveMercureTokenSettings(
+      { ...keys, mercureAudience: options.mercureAudience, mercureIssuer: options.mercureIssuer, validateUrlPattern: validUrlPattern },
+      keyLabel,
+    );
     this.warnOnExposure = parts.warnOnExposure ?? true;
     this.rate = new PublishRateLimiter(options.publishRate, options.publishBurst || options.publishRate);
     const routes = new Set(options.routes);
@@ -121,6 +125,7 @@ export class Herald {
       routes,
       logger,
       retry: options.retry,
+      mercure: { tokens: mercureTokens, maxTopics: options.maxTopics, secure: this.tls !== undefined },
     });
     this.handler = this.http.handle;
     this.fetch = this.http.fetch;

@@ -103,6 +103,8 @@ describe('resolveOptions', () => {
         jwtSubscriberKey: undefined,
         jwtJwks: undefined,
         jwtClockSkew: 30_000,
+        mercureAudience: undefined,
+        mercureIssuer: undefined,
         authCookie: 'herald_auth',
         headTimeout: 30_000,
         corsOrigin: undefined,
@@ -147,7 +149,7 @@ describe('resolveOptions', () => {
       {
         port: 8080, host: '::1', tlsCert: undefined, tlsKey: undefined, heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
         shutdownTimeout: 60_000, basePath: '/herald', routes: [], historyTtl: 86_400_000, store: 'herald.db', redis: undefined, redisPrefix: 'herald', workers: 2,
-        jwtKey: undefined, jwtPublicKey: undefined, jwtPublisherKey: undefined, jwtSubscriberKey: undefined, jwtJwks: undefined, jwtClockSkew: 30_000, authCookie: 'herald_auth', headTimeout: 30_000,
+        jwtKey: undefined, jwtPublicKey: undefined, jwtPublisherKey: undefined, jwtSubscriberKey: undefined, jwtJwks: undefined, jwtClockSkew: 30_000, mercureAudience: undefined, mercureIssuer: undefined, authCookie: 'herald_auth', headTimeout: 30_000,
         corsOrigin: undefined, maxConnectionsPerIp: 0, publishRate: 0, publishBurst: 0, maxTopics: 64, metricsPort: undefined, logLevel: 'info',
       },
     );

@@ -34,6 +34,7 @@ interface KindValue {
   workers: number;
   secret: string;
   origins: string;
+  urls: string;
   'log-level': LogLevel;
   routes: readonly Route[];
 }
@@ -51,6 +52,7 @@ interface KindInput {
   workers: number | string;
   secret: string;
   origins: string;
+  urls: string;
   'log-level': LogLevel | string;
   routes: string | readonly Route[];
 }
@@ -116,6 +118,14 @@ export const OPTION_TABLE = {
   jwtJwks: { flag: 'jwt-jwks', env: ['HERALD_JWT_JWKS'], kind: 'secret', description: 'JWK Set file or https URL; the token kid picks the key' },
   /** Tolerance on `exp` and `nbf`. Default `30s`. */
   jwtClockSkew: { flag: 'jwt-clock-skew', env: ['HERALD_JWT_CLOCK_SKEW'], kind: 'duration', defaultValue: 30_000, min: 0, max: 600_000, description: 'tolerance on token exp and nbf' },
+  /**
+   * The resource identifier a Mercure draft-08 token's `aud` must hold,
+   * usually the hub's public URL. Unset: each request's own hub URL (from its
+   * `Host`), fine for development; set it in production.
+   */
+  mercureAudience: { flag: 'mercure-audience', env: ['HERALD_MERCURE_AUDIENCE'], kind: 'urls', description: "the aud a Mercure draft-08 token must hold, e.g. https://hub.example/.well-known/mercure (none: the request's own hub URL)" },
+  /** Issuers a Mercure draft-08 token's `iss` must be one of, comma-separated. Unset: not checked. */
+  mercureIssuer: { flag: 'mercure-issuer', env: ['HERALD_MERCURE_ISSUER'], kind: 'urls', description: 'issuers a Mercure draft-08 token may come from, comma-separated (none: not checked)' },
   /** The cookie a browser sends its token in. Default `herald_auth`. */
   authCookie: { flag: 'auth-cookie', env: ['HERALD_AUTH_COOKIE'], kind: 'name', defaultValue: 'herald_auth', description: 'cookie holding the token for browsers' },
   /** Open streams at most; more are refused with `503`. Default `10000`. */
@@ -187,11 +197,12 @@ const EXPECTED: Record<Kind, string> = {
   secret: 'text',
   'log-level': LOG_LEVELS.join(', '),
   origins: 'origins such as https://app.example.com (scheme, host and port only), comma-separated, or *',
+  urls: 'absolute URLs such as https://hub.example, comma-separated',
   routes: `route names (${ROUTES.join(', ')}), comma-separated, all or none`,
 };
 
 /** Kinds whose empty text means "not given" (an empty env var, `--store ''`). */
-const EMPTY_IS_UNSET: ReadonlySet<Kind> = new Set(['file', 'secret', 'redis-url', 'path', 'origins']);
+const EMPTY_IS_UNSET: ReadonlySet<Kind> = new Set(['file', 'secret', 'redis-url', 'path', 'origins', 'urls']);
 
 function parseRoutes(value: unknown): readonly Route[] | undefined {
   if (Array.isArray(value)) return value.every((item) => (ROUTES as readonly string[]).includes(item)) ? Object.freeze([...new Set(value as Route[])]) : undefined;
@@ -209,6 +220,7 @@ function convert(kind: Kind, value: unknown): number | string | readonly Route[]
   if (kind === 'file' || kind === 'secret') return typeof value === 'string' ? value : undefined;
   if (kind === 'log-level') return typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value.trim()) ? value.trim() : undefined;
   if (kind === 'origins') return typeof value === 'string' && parseOrigins(value) !== undefined ? value.trim() : undefined;
+  if (kind === 'urls') return typeof value === 'string' && areUrls(value) ? value.trim() : undefined;
   if (kind === 'redis-url') return typeof value === 'string' && isRedisUrl(value) ? value : undefined;
   if (kind === 'name') return typeof value === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(value) ? value : undefined;
   if (kind === 'workers' && typeof value === 'string' && value.trim() === 'auto') return availableParallelism();
@@ -220,6 +232,17 @@ function convert(kind: Kind, value: unknown): number | string | readonly Route[]
   if (kind === 'duration') return parseDuration(value);
   if (kind === 'size') return parseSize(value);
   return /^\s*\d+\s*$/.test(value) ? Number(value) : undefined;
+}
+
+function areUrls(text: string): boolean {
+  const parts = text.split(',').map((part) => part.trim());
+  return parts.every((part) => {
+    try {
+      return new URL(part).href !== '' && !/\s/.test(part);
+    } catch {
+      return false;
+    }
+  });
 }
 
 function isRedisUrl(text: string): boolean {

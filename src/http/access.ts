@@ -16,13 +16,14 @@ import { assertMayPublish, forbiddenError, missingTokenError, selectorsOverlap, 
 import { challenge } from '../auth/challenge.js';
 import { HeraldError } from '../errors.js';
 import type { EventDraft } from '../log/event-log.js';
-import { parseSelector, type Selector } from '../hub/topics.js';
+import { parseSelector } from '../hub/topics.js';
+import { heraldSelector, type TopicSelector } from '../topics/selectors.js';
 import type { RequestView } from './exchange.js';
 
 /** What a subscription's token allows, for the hub. */
 export interface SubscriberAccess {
   /** Topics the token lets the stream receive; `undefined` without a token (public events only). */
-  readonly scope: readonly Selector[] | undefined;
+  readonly scope: readonly TopicSelector[] | undefined;
   readonly expiresAt: number | undefined;
 }
 
@@ -109,7 +110,7 @@ export class AccessPolicy {
       }
     }
     if (scope.length === 0) throw forbiddenError('the token allows no topics to subscribe to');
-    return { scope, expiresAt: grant.expiresAt };
+    return { scope: scope.map((selector) => heraldSelector(selector.source)), expiresAt: grant.expiresAt };
   }
 
   /** Whether a request carries something this policy would read as a token (the front door leaves those to the routes). */

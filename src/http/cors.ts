@@ -13,9 +13,9 @@ import type { HeaderFields, RequestView } from './exchange.js';
 export { parseOrigins } from '../config/origins.js';
 
 /** Request headers a cross-origin client may send. */
-const ALLOWED_HEADERS = 'Authorization, Content-Type, Last-Event-ID';
+const ALLOWED_HEADERS = 'Authorization, Cache-Control, Content-Type, Last-Event-ID';
 /** Response headers a cross-origin page may read. */
-const EXPOSED_HEADERS = 'Retry-After, WWW-Authenticate, X-Request-Id';
+const EXPOSED_HEADERS = 'Last-Event-ID, Mercure-Last-Event-ID, Retry-After, WWW-Authenticate, X-Request-Id';
 /** How long a browser may cache a preflight answer, in seconds. */
 const PREFLIGHT_MAX_AGE = '600';
 

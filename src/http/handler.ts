@@ -30,6 +30,9 @@ import { publishRequest } from './trigger.js';
 import { requestIdOf, type Logger } from '../observe/logger.js';
 import { refusalReason, type HubMetrics } from '../observe/metrics.js';
 
+import { MercureFrontEnd, type MercureSettings } from '../mercure/front-end.js';
+import { MERCURE_PATH } from '../mercure/tokens.js';
+
 export type NextFunction = (error?: unknown) => void;
 /** A `node:http` / `node:http2` request listener that also works as Express/Connect middleware. */
 export type RequestHandler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, next?: NextFunction) => void;
@@ -50,6 +53,8 @@ export interface HttpSettings {
   readonly logger: Logger;
   /** The reconnection delay sent to dashboard viewers. */
   readonly retry: number;
+  /** Serves Mercure at `/.well-known/mercure`. */
+  readonly mercure: Omit<MercureSettings, 'rate' | 'addresses' | 'maxBody' | 'bodyTimeout' | 'basePath'>;
 }
 
 /** The path of a request target, without its query (which may hold a token), for logs. */
@@ -62,7 +67,7 @@ function methodNotAllowed(...allow: string[]): HeraldError {
 }
 
 /** The routes whose cross-origin requests a browser preflights, with the method each takes. */
-const PREFLIGHTED: Readonly<Record<string, string>> = { '/events': 'GET', '/trigger': 'POST' };
+const PREFLIGHTED: Readonly<Record<string, string>> = { '/events': 'GET', '/trigger': 'POST', [MERCURE_PATH]: 'GET, POST' };
 
 /** What one request carries through the router: its id and CORS fields go on every answer. */
 class RequestContext {
@@ -86,6 +91,7 @@ export class HttpLayer {
   private readonly dashboard: DashboardFeed;
   /** Opens streams; the front door shares it, so both paths subscribe alike. */
   readonly streams: EventStreams;
+  private readonly mercure: MercureFrontEnd;
 
   constructor(
     private readonly hub: Hub,
@@ -93,6 +99,14 @@ export class HttpLayer {
   ) {
     this.dashboard = new DashboardFeed(hub, settings.access, settings.retry);
     this.streams = new EventStreams(hub, settings.access, settings.addresses);
+    this.mercure = new MercureFrontEnd(hub, {
+      ...settings.mercure,
+      rate: settings.rate,
+      addresses: settings.addresses,
+      maxBody: settings.maxBody,
+      bodyTimeout: settings.bodyTimeout,
+      basePath: settings.basePath,
+    });
   }
 
   /** The `node:http` / `node:http2` request listener and Express/Connect middleware. */
@@ -166,6 +180,10 @@ export class HttpLayer {
       case '/trigger':
         if (method !== 'POST') throw methodNotAllowed('POST');
         return this.trigger(context);
+      case MERCURE_PATH:
+        if (method === 'GET') return this.mercureSubscribe(context);
+        if (method === 'POST') return this.mercurePublish(context);
+        throw methodNotAllowed('GET', 'POST');
       case '/health':
         if (!routes.has('health')) break;
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET', 'HEAD');
@@ -195,6 +213,32 @@ export class HttpLayer {
     } catch (error) {
       this.refused(error);
       throw error;
+    }
+  }
+
+  private async mercureSubscribe(context: RequestContext): Promise<void> {
+    const { exchange, requestId, cors } = context;
+    try {
+      await this.mercure.subscribe({ exchange, requestId, cors, fields: context.fields }, () => exchange.isGone());
+    } catch (error) {
+      this.refused(error);
+      throw error;
+    }
+  }
+
+  /** Answers `200`, `text/plain`, the update's id (SPEC). */
+  private async mercurePublish(context: RequestContext): Promise<void> {
+    if (this.draining) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { retryAfter: 1 });
+    const { exchange, requestId, cors } = context;
+    const done = this.mercure.publish({ exchange, requestId, cors, fields: context.fields }).then((id) => {
+      if (id === undefined) return;
+      exchange.respond(200, { ...context.fields, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(id)) }, id);
+    });
+    this.publishing.add(done);
+    try {
+      await done;
+    } finally {
+      this.publishing.delete(done);
     }
   }
 

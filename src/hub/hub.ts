@@ -22,7 +22,9 @@ import { FrameCache } from './frame-cache.js';
 import { draftFromText, draftsFromBody, type PublishMessage, type TextMessageMeta } from './messages.js';
 import type { CloseReason, StreamSink } from './sink.js';
 import { Subscriber } from './subscriber.js';
-import { parseSelector, SelectorIndex, selectorMatches, sourceFilterOf, type Selector } from './topics.js';
+import { heraldSelector, matchesTopic, sourceFilterOf, type TopicSelector } from '../topics/selectors.js';
+import { segmentsMatch } from '../topics/herald.js';
+import { TopicIndex } from '../topics/topic-index.js';
 
 /** The event type that tells a resuming client it may have missed events. */
 export const RESYNC_EVENT = 'herald-resync';
@@ -38,8 +40,12 @@ export interface HubSettings {
 }
 
 export interface SubscribeRequest {
-  /** Topic selectors; none means every event, including events without a topic. */
-  readonly selectors: readonly string[];
+  /**
+   * Topic selectors; none means every event, including events without a
+   * topic. A string is one of Herald's own (`orders/*`); other front ends
+   * (Mercure) hand selectors of their kinds.
+   */
+  readonly selectors: readonly (string | TopicSelector)[];
   /** Resume after this id (from `Last-Event-ID` or `?lastEventId=`). */
   readonly lastEventId?: string | undefined;
   /** Called once the request is accepted, to open the transport (e.g. send the response headers). */
@@ -48,7 +54,14 @@ export interface SubscribeRequest {
    * The topics a token lets this subscriber receive (public or private
    * events); absent for a subscriber without a token, who gets public events only.
    */
-  readonly scope?: readonly Selector[] | undefined;
+  readonly scope?: readonly TopicSelector[] | undefined;
+  /**
+   * What the scope limits: `every-event` (Herald's tokens: a token holder
+   * gets only its scope's topics, public or private), or `private-events`
+   * (Mercure's: the token's selectors only open private updates; public ones
+   * reach anyone whose selectors match). Default `every-event`.
+   */
+  readonly scopeLimits?: 'every-event' | 'private-events' | undefined;
   /** When the token expires (ms since the epoch): the stream ends then. */
   readonly expiresAt?: number | undefined;
   /** The client's address, for logs and the dashboard. */
@@ -113,7 +126,7 @@ export class Hub {
   private readonly subscribers = new Set<Subscriber>();
   /** Subscribers without selectors: they get everything. */
   private readonly everything = new Set<Subscriber>();
-  private readonly index = new SelectorIndex<Subscriber>();
+  private readonly index = new TopicIndex<Subscriber>();
   private readonly hello: Buffer;
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Frames of recent events, so a reconnect storm frames each replayed event once. */
@@ -227,7 +240,7 @@ export class Hub {
         `a subscription names at most ${this.settings.maxTopics} topic selectors (--max-topics); this one names ${request.selectors.length}`,
       );
     }
-    const selectors = request.selectors.map(parseSelector);
+    const selectors = request.selectors.map((selector) => (typeof selector === 'string' ? heraldSelector(selector) : selector));
     if (this.closing !== undefined) {
       throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; reconnect to another node', { retryAfter: 1 });
     }
@@ -237,7 +250,7 @@ export class Hub {
       });
     }
     const sink = request.open();
-    const subscriber = new Subscriber(sink, selectors, request.scope);
+    const subscriber = new Subscriber(sink, selectors, request.scope, request.scopeLimits === 'private-events');
     subscriber.requestId = request.requestId;
     subscriber.address = request.client;
     if (request.expiresAt !== undefined) {
@@ -359,12 +372,14 @@ export class Hub {
     for (const event of events) {
       const stamp = ++this.dispatchStamp;
       const frame = this.frameOf(event);
-      // Split once per event: the index and every token holder's scope check read the same segments.
-      const topic = event.topic?.split('/');
+      const topics = topicsOf(event);
+      // Split lazily, once per event: every token holder's check of a Herald scope reads the same segments.
+      let segments: (readonly string[])[] | undefined;
+      const segmentsOf = (): (readonly string[])[] => (segments ??= topics.map((topic) => topic.split('/')));
       const deliver = (subscriber: Subscriber): void => {
         if (subscriber.lastDispatch === stamp) return;
         subscriber.lastDispatch = stamp;
-        if (!mayReceive(subscriber, event, topic)) return;
+        if (!mayReceive(subscriber, event, topics, segmentsOf)) return;
         if (subscriber.state === 'live') {
           if (subscriber.skipThrough !== undefined) {
             if (event.position <= subscriber.skipThrough) return;
@@ -380,7 +395,7 @@ export class Hub {
       };
       const before = this.delivered;
       for (const subscriber of this.everything) deliver(subscriber);
-      if (topic !== undefined) this.index.forEachMatch(topic, deliver);
+      for (const topic of topics) this.index.forEachMatch(topic, deliver);
       for (const observer of this.observers) observer.dispatched?.(event, this.delivered - before);
     }
   }
@@ -476,25 +491,34 @@ export class Hub {
   }
 }
 
+/** Every topic of an event: its topic and the alternates a Mercure publisher may add. */
+function topicsOf(event: StoredEvent): readonly string[] {
+  const also = (event as { readonly alsoTopics?: readonly string[] }).alsoTopics;
+  if (event.topic === undefined) return NO_TOPICS;
+  return also === undefined || also.length === 0 ? [event.topic] : [event.topic, ...also];
+}
+const NO_TOPICS: readonly string[] = Object.freeze([]);
+
 /** Whether the subscriber receives the event: its selectors match, and its token (if any) allows it. */
 function wants(subscriber: Subscriber, event: StoredEvent): boolean {
   const { selectors } = subscriber;
-  const topic = event.topic?.split('/');
-  if (selectors.length > 0) {
-    if (topic === undefined) return false;
-    if (!selectors.some((selector) => selectorMatches(selector, topic))) return false;
-  }
-  return mayReceive(subscriber, event, topic);
+  const topics = topicsOf(event);
+  if (selectors.length > 0 && !topics.some((topic) => selectors.some((selector) => matchesTopic(selector, topic)))) return false;
+  return mayReceive(subscriber, event, topics, () => topics.map((topic) => topic.split('/')));
 }
 
 /**
  * Whether the subscriber's token lets it receive the event. Without a token:
  * public events only. With one: public and private events on the topics its
- * scope names (an event without a topic needs the scope `**`).
+ * scope names, any of the event's topics sufficing (an event without a topic
+ * needs the scope `**` or `*`).
  */
-function mayReceive(subscriber: Subscriber, event: StoredEvent, topic: readonly string[] | undefined): boolean {
+function mayReceive(subscriber: Subscriber, event: StoredEvent, topics: readonly string[], segmentsOf: () => (readonly string[])[]): boolean {
   const { scope } = subscriber;
-  if (scope === undefined) return event.private !== true;
-  if (topic === undefined) return scope.some((selector) => selector.segments.length === 1 && selector.segments[0] === '**');
-  return scope.some((selector) => selectorMatches(selector, topic));
+  if (scope === undefined || (subscriber.scopeOnlyPrivate && event.private !== true)) return event.private !== true;
+  if (topics.length === 0) return scope.some((selector) => selector.kind === 'any' || (selector.kind === 'herald' && selector.segments.length === 1 && selector.segments[0] === '**'));
+  return scope.some((selector) => {
+    if (selector.kind !== 'herald') return topics.some((topic) => matchesTopic(selector, topic));
+    return segmentsOf().some((segments) => segmentsMatch(selector.segments, segments));
+  });
 }

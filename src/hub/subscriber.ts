@@ -8,7 +8,7 @@
  */
 
 import type { CloseReason, StreamSink } from './sink.js';
-import type { Selector } from './topics.js';
+import type { TopicSelector } from '../topics/selectors.js';
 import type { StoredEvent } from '../log/event-log.js';
 
 export type SubscriberState = 'replaying' | 'live' | 'closed';
@@ -47,12 +47,14 @@ export class Subscriber {
   constructor(
     readonly sink: StreamSink,
     /** Empty: every event, including events without a topic. */
-    readonly selectors: readonly Selector[],
+    readonly selectors: readonly TopicSelector[],
     /**
      * What the subscriber's token lets it receive, public or private;
      * `undefined` for a subscriber without a token: public events only.
      */
-    readonly scope?: readonly Selector[],
+    readonly scope?: readonly TopicSelector[],
+    /** Whether the scope only opens private events (Mercure), public ones passing whatever it names. */
+    readonly scopeOnlyPrivate = false,
   ) {}
 
   /** A method rather than a `state` check, so it is re-read after every `await`. */

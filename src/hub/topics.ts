@@ -1,14 +1,17 @@
 /**
- * Topics and selectors.
+ * Herald's own topics and selectors, as its API (`/events`, `/trigger`,
+ * tokens' `herald` claim) checks them.
  *
  * A topic is a `/`-separated path such as `orders/42/items`. A selector names
  * topics: an exact topic, `*` for exactly one segment (`orders/*` matches
  * `orders/1`, not `orders/1/items`), `**` as the last segment for one or more
  * trailing segments (`orders/**` matches both).
+ *
+ * The hub itself treats topics as opaque strings: its index of every kind of
+ * selector (these, and Mercure's) is `src/topics/`.
  */
 
 import { HeraldError } from '../errors.js';
-import type { TopicFilter } from '../log/event-log.js';
 
 export const MAX_TOPIC_LENGTH = 1024;
 export const MAX_EVENT_TYPE_LENGTH = 256;
@@ -84,103 +87,4 @@ export function selectorMatches(selector: Selector, topic: readonly string[]): b
     if (part !== '*' && part !== topic[i]) return false;
   }
   return pattern.length === topic.length;
-}
-
-/**
- * What a log may filter on for these selectors: exact topics, and the
- * literal prefix before a selector's first wildcard. `undefined` (read
- * everything) for no selectors, or a selector that starts with a wildcard.
- * The filter may pass more than the selectors match (`orders/*` passes
- * `orders/1/items`), never less: the hub checks every event again.
- */
-export function sourceFilterOf(selectors: readonly Selector[]): TopicFilter | undefined {
-  if (selectors.length === 0) return undefined;
-  const exact: string[] = [];
-  const prefixes: string[] = [];
-  for (const { source, segments } of selectors) {
-    const wildcard = segments.findIndex((segment) => segment === '*' || segment === '**');
-    if (wildcard === -1) exact.push(source);
-    else if (wildcard === 0) return undefined;
-    else prefixes.push(`${segments.slice(0, wildcard).join('/')}/`);
-  }
-  return { exact, prefixes };
-}
-
-interface TrieNode<T> {
-  readonly children: Map<string, TrieNode<T>>;
-  /** Members whose selector ends exactly at this node. */
-  readonly here: Set<T>;
-  /** Members whose selector ends with `**` after this node. */
-  readonly below: Set<T>;
-}
-
-function newNode<T>(): TrieNode<T> {
-  return { children: new Map(), here: new Set(), below: new Set() };
-}
-
-/**
- * Finds the members whose selectors match a topic without scanning every
- * member: a trie over selector segments, where `*` is one more child key.
- * Cost per lookup grows with the topic's depth and the wildcards on its path,
- * not with the number of members.
- */
-export class SelectorIndex<T> {
-  private readonly root: TrieNode<T> = newNode();
-
-  add(selector: Selector, member: T): void {
-    let node = this.root;
-    for (const segment of selector.segments) {
-      if (segment === '**') {
-        node.below.add(member);
-        return;
-      }
-      let child = node.children.get(segment);
-      if (child === undefined) {
-        child = newNode();
-        node.children.set(segment, child);
-      }
-      node = child;
-    }
-    node.here.add(member);
-  }
-
-  delete(selector: Selector, member: T): void {
-    const path: TrieNode<T>[] = [this.root];
-    let node = this.root;
-    for (const segment of selector.segments) {
-      if (segment === '**') {
-        node.below.delete(member);
-        break;
-      }
-      const child = node.children.get(segment);
-      if (child === undefined) return;
-      node = child;
-      path.push(node);
-    }
-    if (selector.segments.at(-1) !== '**') node.here.delete(member);
-    // Prune empty branches so churn of unique topics does not leak nodes.
-    for (let i = path.length - 1; i > 0; i--) {
-      const current = path[i]!;
-      if (current.children.size > 0 || current.here.size > 0 || current.below.size > 0) break;
-      path[i - 1]!.children.delete(selector.segments[i - 1]!);
-    }
-  }
-
-  /** Calls `visit` for each member matching the topic; a member matched by several selectors is visited once per selector. */
-  forEachMatch(topic: readonly string[], visit: (member: T) => void): void {
-    this.walk(this.root, topic, 0, visit);
-  }
-
-  private walk(node: TrieNode<T>, topic: readonly string[], depth: number, visit: (member: T) => void): void {
-    if (depth < topic.length) {
-      for (const member of node.below) visit(member);
-      const segment = topic[depth]!;
-      const exact = node.children.get(segment);
-      if (exact !== undefined) this.walk(exact, topic, depth + 1, visit);
-      const star = node.children.get('*');
-      if (star !== undefined) this.walk(star, topic, depth + 1, visit);
-    } else {
-      for (const member of node.here) visit(member);
-    }
-  }
 }

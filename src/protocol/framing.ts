@@ -14,6 +14,8 @@ export interface WireEvent {
   readonly event?: string | undefined;
   /** Any string; line breaks are carried by several `data:` lines. */
   readonly data: string;
+  /** A reconnection delay (ms) sent with this event (Mercure updates may carry one). */
+  readonly retry?: number | undefined;
 }
 
 /**
@@ -64,6 +66,7 @@ export function frameEvent(event: WireEvent): string {
     checkField('event', event.event);
     frame += `event: ${event.event}\n`;
   }
+  if (event.retry !== undefined) frame += frameRetry(event.retry);
   for (const line of splitDataLines(event.data)) frame += `data: ${line}\n`;
   return frame + '\n';
 }
