@@ -5,9 +5,10 @@
  * primary's real `PrimaryLogService` over an in-process channel that
  * serialises every message as `process.send` does).
  *
- * Then the faults each engine has of its own: Redis down at start, mid-read,
- * back with or without its data; the primary gone mid-read; a SQLite file
- * from before the topic index.
+ * Then what each engine has of its own: Redis down at start, mid-read,
+ * back with or without its data, the hash of chosen ids and entries the log
+ * did not write; the primary gone mid-read; a SQLite file from before the
+ * topic index or from before chosen ids, and the alternates' index trimmed.
  */
 
 import assert from 'node:assert/strict';
@@ -17,15 +18,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { Redis } from 'ioredis';
 import { isWorkerMessage, type PrimaryMessage, type WorkerMessage } from '../src/cluster/ipc.js';
 import { PrimaryLogService, type WorkerEnd } from '../src/cluster/log-service.js';
 import { WorkerEventLog, type PrimaryChannel } from '../src/cluster/worker-log.js';
 import { isHeraldError } from '../src/errors.js';
-import { formatEventId, parseEventId, positionOf } from '../src/log/event-id.js';
+import { formatEventId, idOfPosition, parseEventId, positionOf } from '../src/log/event-id.js';
 import { passesFilter, type EventDraft, type EventLog, type ReadPage, type ReadRequest, type StoredEvent, type TopicFilter } from '../src/log/event-log.js';
 import { MemoryEventLog } from '../src/log/memory-log.js';
 import { MIN_STREAM_LENGTH, RedisEventLog } from '../src/log/redis-log.js';
-import { RESUME_QUERIES, scanQuery, SqliteEventLog } from '../src/log/sqlite-log.js';
+import { alternatesScanQuery, RESUME_QUERIES, scanQuery, SqliteEventLog } from '../src/log/sqlite-log.js';
 import { Waiters } from './support/helpers.js';
 import { redisSkip, startRedis, type TestRedis } from './support/redis-server.js';
 
@@ -336,8 +338,11 @@ interface Paged {
   readonly pages: ReadPage[];
 }
 
-/** Reads every page after `id`, as the hub does, checking what holds for every page on the way. */
-async function readAll(log: EventLog, id: string, options: Partial<Omit<ReadRequest, 'after'>> = {}): Promise<Paged> {
+/**
+ * Reads every page after `id`, as the hub does, checking what holds for every page on the way.
+ * `startsAfter`: the position the read must start after (default: the place `id` names as a log id; a chosen id names none).
+ */
+async function readAll(log: EventLog, id: string, options: Partial<Omit<ReadRequest, 'after'>> = {}, startsAfter?: string): Promise<Paged> {
   const request = { limit: 1000, maxBytes: 1 << 30, ...options };
   let page = await log.read({ ...request, after: { id } });
   if (page.status === 'unknown') return { status: 'unknown', events: [], pages: [page] };
@@ -345,7 +350,7 @@ async function readAll(log: EventLog, id: string, options: Partial<Omit<ReadRequ
   const pages: ReadPage[] = [page];
   const events: StoredEvent[] = [];
   const start = parseEventId(id);
-  let previousCursor: string | undefined = start === undefined ? undefined : positionOf(start);
+  let previousCursor: string | undefined = startsAfter ?? (start === undefined ? undefined : positionOf(start));
   for (;;) {
     if (page.status === 'unknown') assert.fail('a continued read came back unknown');
     assert.ok(page.events.length <= request.limit, `a page holds at most ${request.limit} events`);
@@ -366,12 +371,22 @@ async function readAll(log: EventLog, id: string, options: Partial<Omit<ReadRequ
 
 /** What a reader of `filter` must get from `events` (all of the log after its start). */
 function wanted(events: readonly StoredEvent[], filter: TopicFilter | undefined): StoredEvent[] {
-  return events.filter((event) => passesFilter(filter, event.topic));
+  return events.filter((event) => passesFilter(filter, event));
 }
 
 /** The fields an event must keep from append to read and tail. */
 function shape(event: StoredEvent): unknown {
-  return { id: event.id, position: event.position, time: event.time, topic: event.topic, event: event.event, data: event.data, private: event.private };
+  return {
+    id: event.id,
+    position: event.position,
+    time: event.time,
+    topic: event.topic,
+    event: event.event,
+    data: event.data,
+    private: event.private,
+    alsoTopics: event.alsoTopics,
+    retry: event.retry,
+  };
 }
 const shapes = (events: readonly StoredEvent[]): unknown[] => events.map(shape);
 const idsOf = (events: readonly StoredEvent[]): string[] => events.map((event) => event.id);
@@ -721,6 +736,307 @@ for (const engine of ENGINES) {
       });
     });
 
+    // -------------------------------------------------------------------------
+    // Chosen ids, alternate topics, retry (Mercure's updates)
+
+    test('chosen ids are kept verbatim as the events\' ids, positions still order; a mixed batch; the optional fields round-trip or stay absent', BOUNDED, async () => {
+      await withLog({}, async (subject) => {
+        const { log } = subject;
+        const tail = new TailRecorder(log);
+        const [anchor] = await log.append([draft('anchor', undefined, { id: 'anchor-id' })]);
+        const alternates = ['c', 'd/e'];
+        const drafts = [
+          draft('chosen', 'a', { id: 'urn:uuid:5e3c0a6e-0d1a-4c43-9f6b-1f0c2b7d9a01' }),
+          draft('own'),
+          draft('spaces and more', 'a', { id: ' ein Schlüssel → 🔑 ' }),
+          draft('looks like a log id', undefined, { id: '1-0' }),
+          draft('everything', 'a/b', { id: 'all', event: 'update', private: true, alsoTopics: alternates, retry: 2500 }),
+          draft('retry zero', undefined, { retry: 0 }),
+          draft('no alternates after all', 'a', { alsoTopics: [] }),
+          draft('own again', 'a'),
+        ];
+        const stored = await log.append(drafts);
+        // The stored event belongs to the log: changing the draft afterwards changes nothing.
+        alternates.push('not published');
+        for (const [i, d] of drafts.entries()) {
+          if (d.id !== undefined) assert.equal(stored[i]!.id, d.id, `event ${i}: the chosen id, verbatim`);
+          else assert.ok(parseEventId(stored[i]!.id) !== undefined, `event ${i}: an id of the log's own (${stored[i]!.id})`);
+        }
+        const all = [anchor!, ...stored];
+        for (let i = 1; i < all.length; i++) assert.ok(all[i]!.position > all[i - 1]!.position, `positions increase in append order (${i})`);
+        assert.deepEqual(stored[4]!.alsoTopics, ['c', 'd/e']);
+        assert.equal(stored[4]!.retry, 2500);
+        assert.equal(stored[5]!.retry, 0, 'a retry of 0 is a retry');
+        const absent = (events: readonly StoredEvent[], label: string): void => {
+          for (const i of [0, 1, 2, 3, 6, 7]) {
+            assert.ok(!Object.hasOwn(events[i]!, 'alsoTopics') && !Object.hasOwn(events[i]!, 'retry') && !Object.hasOwn(events[i]!, 'private'), `${label} ${i}: nothing extra`);
+          }
+          assert.ok(!Object.hasOwn(events[5]!, 'alsoTopics'), `${label}: no alternates where none were given`);
+        };
+        absent(stored, 'appended');
+        const read = await readAll(log, anchor!.id, { limit: 3 }, anchor!.position);
+        assert.equal(read.status, 'complete');
+        assert.deepEqual(shapes(read.events), shapes(stored), 'read back exactly as stored');
+        absent(read.events, 'read');
+        await tail.until(all.length);
+        assert.deepEqual(shapes(tail.events), shapes(all), 'the tail passes on exactly what was stored');
+        absent(tail.events.slice(1), 'tail');
+        // The same chosen id again, in a later batch: a label, not a key.
+        const again = await log.append([draft('the same id again', 'a', { id: drafts[0]!.id }), draft('last', undefined, { id: 'newest-chosen' })]);
+        assert.equal(again[0]!.id, drafts[0]!.id);
+        assert.ok(again[0]!.position > stored.at(-1)!.position && again[1]!.position > again[0]!.position);
+        await subject.refreshStats();
+        assert.deepEqual(log.stats(), { size: all.length + 2, oldestId: 'anchor-id', newestId: 'newest-chosen' }, 'stats name events by their ids');
+        tail.stop();
+      });
+    });
+
+    test('resume after a chosen id goes on after the newest retained event carrying it; an id nobody published is unknown', BOUNDED, async () => {
+      await withLog({}, async ({ log }) => {
+        const first = await log.append([draft('A', 't', { id: 'dup' }), draft('B', 't', { id: 'twice' }), draft('C', 'u', { id: 'twice' })]);
+        const second = await log.append([draft('D', 't'), draft('E', 'u', { id: 'dup' })]);
+        const third = await log.append([draft('F', 't'), draft('G', 'u', { id: 'other' }), draft('H', 't')]);
+        const stored = [...first, ...second, ...third];
+        const after = (id: string, from: StoredEvent, options: Partial<Omit<ReadRequest, 'after'>> = {}): Promise<Paged> => readAll(log, id, options, from.position);
+        const data = (read: Paged): string[] => read.events.map((e) => e.data);
+
+        const dup = await after('dup', second[1]!, { limit: 1 });
+        assert.equal(dup.status, 'complete');
+        assert.deepEqual(data(dup), ['F', 'G', 'H'], 'after the newest of the two, in another batch');
+        const twice = await after('twice', first[2]!);
+        assert.deepEqual(data(twice), ['D', 'E', 'F', 'G', 'H'], 'after the newest of the two, in the same batch');
+        assert.deepEqual(shapes(twice.events), shapes(stored.slice(3)));
+        assert.deepEqual(data(await after('dup', second[1]!, { topics: { exact: ['t'], prefixes: [] } })), ['F', 'H'], 'filtered, after the same event');
+        assert.deepEqual(data(await after('dup', second[1]!, { topics: { exact: [], prefixes: ['u'] }, limit: 1 })), ['G']);
+        const other = await after('other', third[1]!);
+        assert.deepEqual([other.status, data(other)], ['complete', ['H']]);
+        for (const id of ['never published', 'urn:uuid:00000000-0000-0000-0000-000000000000', 'Dup', 'dup ']) {
+          assert.equal((await log.read({ after: { id }, limit: 10, maxBytes: 1 << 20 })).status, 'unknown', JSON.stringify(id));
+          assert.equal((await log.read({ after: { id }, topics: { exact: ['t'], prefixes: [] }, limit: 10, maxBytes: 1 << 20 })).status, 'unknown', `${JSON.stringify(id)}, filtered`);
+        }
+        // The log's own ids are resolved as before.
+        const own = await readAll(log, third[0]!.id);
+        assert.deepEqual([own.status, data(own)], ['complete', ['G', 'H']]);
+      });
+    });
+
+    test('a chosen id that looks like a log id is resolved as the chosen id it is', BOUNDED, async (t) => {
+      await withLog({}, async (subject) => {
+        const { log } = subject;
+        const [x] = await log.append([draft('x')]);
+        const future = formatEventId({ ms: subject.now() + 10 ** 9, seq: 0 });
+        const stored = await log.append([
+          draft('chooses an old-looking id', 't', { id: '1-0' }),
+          draft('chooses one from the future', 't', { id: future }),
+          draft('chooses the id x was given', 't', { id: x!.id }),
+          draft('after'),
+        ]);
+        const data = (read: Paged): string[] => read.events.map((e) => e.data);
+        const old = await readAll(log, '1-0', {}, stored[0]!.position);
+        assert.deepEqual([old.status, data(old)], ['complete', ['chooses one from the future', 'chooses the id x was given', 'after']], 'not expired: an event carries it');
+        const ahead = await readAll(log, future, {}, stored[1]!.position);
+        assert.deepEqual([ahead.status, data(ahead)], ['complete', ['chooses the id x was given', 'after']], 'not unknown: an event carries it');
+        const taken = await readAll(log, x!.id, {}, stored[2]!.position);
+        assert.deepEqual([taken.status, data(taken)], ['complete', ['after']], 'the newest event carrying it is the one that chose it');
+
+        // The other way round: a publisher chooses an id the log has not given out yet; then the log gives it out.
+        if (engine === redisEngine) {
+          t.diagnostic('Redis\'s clock makes its ids: the redis section forces this case with an entry of its own');
+          return;
+        }
+        const later = subject.now() + 10 ** 7;
+        const label = formatEventId({ ms: later, seq: 0 });
+        const [chooser] = await log.append([draft('chooses an id the log will give out', 't', { id: label })]);
+        subject.setClock(later);
+        const [given] = await log.append([draft('is given that id by the log')]);
+        assert.equal(given!.id, label, 'the log gave out the same id');
+        assert.ok(given!.position > chooser!.position);
+        const [last] = await log.append([draft('last')]);
+        const resumed = await readAll(log, label, {}, given!.position);
+        assert.deepEqual(idsOf(resumed.events), [last!.id], 'after the newest event carrying it: the one the log gave it to');
+      });
+    });
+
+    test('a chosen id whose events were all trimmed (by count) is not retained: unknown, unless it reads as a log id', BOUNDED, async () => {
+      await withLog({ capacity: 5 }, async (subject) => {
+        const { log, capacity } = subject;
+        const future = formatEventId({ ms: subject.now() + 10 ** 9, seq: 0 });
+        const early = await log.append([
+          draft('gone', 't', { id: 'gone-id' }),
+          draft('old-looking', 't', { id: '1-5' }),
+          draft('future-looking', 't', { id: future }),
+          draft('both, first', 't', { id: 'both' }),
+        ]);
+        const before = await readAll(log, 'gone-id', {}, early[0]!.position);
+        assert.deepEqual([before.status, before.events.length], ['complete', 3], 'resolved while retained');
+        // Enough events to trim exactly the four: capacity - 2 fillers, the second 'both', one more.
+        const fillers: StoredEvent[] = [];
+        for (let start = 0; start < capacity - 2; start += 200) {
+          fillers.push(...(await log.append(Array.from({ length: Math.min(200, capacity - 2 - start) }, (_, k) => draft(`filler ${start + k}`, k % 2 === 0 ? 't' : undefined)))));
+        }
+        const [bothAgain, last] = await log.append([draft('both, again', 't', { id: 'both' }), draft('last', 't')]);
+        const retained = [...fillers, bothAgain!, last!];
+        await subject.refreshStats();
+        assert.equal(log.stats().size, capacity, 'the first four were trimmed');
+        for (const id of ['gone-id', future]) {
+          assert.equal((await log.read({ after: { id }, limit: 10, maxBytes: 1 << 20 })).status, 'unknown', `${id}: not retained, and no place of the log's own`);
+          assert.equal((await log.read({ after: { id }, topics: { exact: ['t'], prefixes: [] }, limit: 10, maxBytes: 1 << 20 })).status, 'unknown', `${id}, filtered`);
+        }
+        const oldLooking = await readAll(log, '1-5', { limit: 400 });
+        assert.equal(oldLooking.status, 'expired', 'not retained, but a log id from before the history: the old rules');
+        assert.deepEqual(idsOf(oldLooking.events), idsOf(retained));
+        const both = await readAll(log, 'both', {}, bothAgain!.position);
+        assert.deepEqual([both.status, idsOf(both.events)], ['complete', [last!.id]], 'the retained one of the two');
+        if (subject.durable) {
+          const reopened = await subject.restart();
+          assert.equal((await reopened.read({ after: { id: 'gone-id' }, limit: 10, maxBytes: 1 << 20 })).status, 'unknown', 'still not retained after a restart');
+          assert.deepEqual(idsOf((await readAll(reopened, 'both', {}, bothAgain!.position)).events), [last!.id]);
+        }
+      });
+    });
+
+    test('a chosen id whose event was trimmed by age is not retained', BOUNDED, async () => {
+      await withLog({ maxAgeMs: 10_000 }, async (subject) => {
+        const { log } = subject;
+        const [old] = await log.append([draft('old', 't', { id: 'old-id' })]);
+        await subject.later();
+        const [recent] = await log.append([draft('recent', 't', { id: 'recent-id' })]);
+        subject.setClock(recent!.time + 10_000);
+        await subject.trimByAge();
+        assert.equal((await log.read({ after: { id: 'old-id' }, limit: 10, maxBytes: 1 << 20 })).status, 'unknown');
+        const fromRecent = await readAll(log, 'recent-id', {}, recent!.position);
+        assert.deepEqual([fromRecent.status, fromRecent.events.length], ['complete', 0]);
+        assert.deepEqual(idsOf((await readAll(log, formatEventId({ ms: old!.time - 1, seq: 0 }))).events), ['recent-id'], 'only the recent one is left');
+      });
+    });
+
+    test('alternate topics: an event passes a filter for any of its topics (exact, prefix), once, and is returned with them', BOUNDED, async () => {
+      await withLog({}, async ({ log }) => {
+        const [anchor] = await log.append([draft('anchor')]);
+        const stored = await log.append([
+          draft('0', 'a/1', { alsoTopics: ['b/1', 'c'] }),
+          draft('1', 'x', { alsoTopics: ['b/2'] }),
+          draft('2', 'b/3'),
+          draft('3', 'y', { alsoTopics: ['y'] }),
+          draft('4', 'z', { alsoTopics: ['q', 'q', 'c'] }),
+          draft('5'),
+          draft('6', 'other'),
+          draft('7', 'c', { id: 'chosen' }),
+          draft('8', 'w', { alsoTopics: ['b/4'], private: true, retry: 10 }),
+        ]);
+        assert.deepEqual(stored[4]!.alsoTopics, ['q', 'q', 'c'], 'kept as published');
+        const cases: [TopicFilter, string[]][] = [
+          [{ exact: ['c'], prefixes: [] }, ['0', '4', '7']],
+          [{ exact: ['b/2'], prefixes: [] }, ['1']],
+          [{ exact: [], prefixes: ['b/'] }, ['0', '1', '2', '8']],
+          [{ exact: ['a/1', 'c'], prefixes: [] }, ['0', '4', '7']],
+          [{ exact: ['c'], prefixes: ['b/'] }, ['0', '1', '2', '4', '7', '8']],
+          [{ exact: ['q', 'y'], prefixes: [] }, ['3', '4']],
+          [{ exact: [], prefixes: ['q'] }, ['4']],
+          [{ exact: [], prefixes: ['b/1', 'b/4'] }, ['0', '8']],
+          [{ exact: ['nowhere'], prefixes: ['nothing/'] }, []],
+        ];
+        for (const [topics, expected] of cases) {
+          assert.deepEqual(wanted(stored, topics).map((e) => e.data), expected, `passesFilter agrees: ${JSON.stringify(topics)}`);
+          for (const limit of [1, 2, 1000]) {
+            const read = await readAll(log, anchor!.id, { topics, limit });
+            const label = `${JSON.stringify(topics)}, limit ${limit}`;
+            assert.equal(read.status, 'complete', label);
+            assert.deepEqual(read.events.map((e) => e.data), expected, label);
+            assert.deepEqual(shapes(read.events), shapes(stored.filter((e) => expected.includes(e.data))), `${label}: returned with their topics`);
+          }
+        }
+      });
+    });
+
+    test('alternate topics in a long history: filtered reads find every event by its alternates, in bounded pages', BOUNDED, async () => {
+      await withLog({ capacity: 10_000 }, async ({ log }) => {
+        const [anchor] = await log.append([draft('anchor')]);
+        // 2,600 events, every one with a canonical topic; some with a rare alternate, a third with one of 100 others.
+        const alsoOf = (i: number): string[] | undefined => (i % 500 === 7 ? ['rare'] : i % 3 === 0 ? [`many/${i % 100}`] : undefined);
+        const stored: StoredEvent[] = [];
+        for (let start = 0; start < 2600; start += 200) {
+          stored.push(...(await log.append(Array.from({ length: 200 }, (_, k) => draft(`event ${start + k}`, `other/${(start + k) % 100}`, { alsoTopics: alsoOf(start + k) })))));
+        }
+        const readers: { filter: TopicFilter; limit: number }[] = [
+          { filter: { exact: ['rare'], prefixes: [] }, limit: 500 },
+          { filter: { exact: [], prefixes: ['many/'] }, limit: 500 },
+          { filter: { exact: ['rare'], prefixes: ['many/9'] }, limit: 7 },
+          { filter: { exact: [], prefixes: ['many/', 'other/1'] }, limit: 50 },
+          // Both topics of one event wanted: it comes once.
+          { filter: { exact: ['other/3', 'many/3'], prefixes: [] }, limit: 5 },
+        ];
+        for (const { filter, limit } of readers) {
+          const read = await readAll(log, anchor!.id, { topics: filter, limit, maxBytes: 256 * 1024 });
+          const label = JSON.stringify(filter);
+          const expected = wanted(stored, filter);
+          assert.ok(expected.length > 0, `${label}: the case wants something`);
+          assert.equal(read.status, 'complete');
+          assert.deepEqual(idsOf(read.events), idsOf(expected), `${label}: every wanted event once, in order`);
+          assert.ok(read.pages.length <= read.events.length + Math.ceil(2601 / 1000) + 1, `${label}: ${read.pages.length} pages for ${read.events.length} events`);
+        }
+      });
+    });
+
+    test('chosen ids, alternates and retry survive a restart; chosen ids still resolve', BOUNDED, async () => {
+      await withLog({}, async (subject) => {
+        const earlier = await subject.log.append([
+          draft('A', 't', { id: 'first-chosen', alsoTopics: ['u'], retry: 1500 }),
+          draft('B', 'u'),
+          draft('C', 'v', { id: 'dup' }),
+          draft('D', 'x', { id: 'dup', alsoTopics: ['u/1'] }),
+          draft('E'),
+        ]);
+        const log = await subject.restart();
+        const fromFirst = await readAll(log, 'first-chosen', {}, earlier[0]!.position);
+        if (!subject.durable) {
+          assert.equal(fromFirst.status, 'unknown', 'a history that did not survive: nothing carries the id now');
+          return;
+        }
+        assert.equal(fromFirst.status, 'complete');
+        assert.deepEqual(shapes(fromFirst.events), shapes(earlier.slice(1)), 'fields as stored');
+        assert.deepEqual(idsOf((await readAll(log, 'dup', {}, earlier[3]!.position)).events), idsOf(earlier.slice(4)));
+        const all = await readAll(log, '1-0');
+        assert.deepEqual(shapes(all.events), shapes(earlier), 'alternates and retry kept');
+        assert.deepEqual(idsOf((await readAll(log, '1-0', { topics: { exact: ['u'], prefixes: [] } })).events), idsOf([earlier[0]!, earlier[1]!]), 'alternates still indexed');
+        assert.deepEqual(idsOf((await readAll(log, '1-0', { topics: { exact: [], prefixes: ['u/'] } })).events), idsOf([earlier[3]!]));
+        const [again] = await log.append([draft('F', undefined, { id: 'dup' })]);
+        assert.ok(again!.position > earlier[4]!.position);
+        const fromDup = await readAll(log, 'dup', {}, again!.position);
+        assert.deepEqual([fromDup.status, fromDup.events.length], ['complete', 0], 'after the newest, published after the restart');
+      });
+    });
+
+    test('a draft the log cannot keep faithfully is refused with INVALID_EVENT, its whole batch with it; other publishes go on', BOUNDED, async () => {
+      await withLog({}, async ({ log }) => {
+        const [anchor] = await log.append([draft('anchor')]);
+        const invalid: EventDraft[] = [
+          draft('x', 't', { id: '' }),
+          draft('x', 't', { id: 'a\nb' }),
+          draft('x', 't', { id: 'a\rb' }),
+          draft('x', 't', { id: 'a\0b' }),
+          draft('x', undefined, { alsoTopics: ['t'] }),
+          draft('x', 't', { alsoTopics: [''] }),
+          draft('x', 't', { alsoTopics: ['fine', 'lone \ud800 surrogate'] }),
+          draft('x', 't', { id: 'lone \udc00 surrogate' }),
+          draft('x', 't', { retry: -1 }),
+          draft('x', 't', { retry: 1.5 }),
+          draft('x', 't', { retry: Number.NaN }),
+        ];
+        for (const bad of invalid) {
+          await assert.rejects(log.append([draft('valid', 't'), bad]), (error: unknown) => {
+            assert.ok(isHeraldError(error) && error.code === 'HERALD_ERR_INVALID_EVENT', `${JSON.stringify(bad)}: ${String(error)}`);
+            return true;
+          });
+        }
+        const [kept, refused] = await Promise.allSettled([log.append([draft('kept')]), log.append([draft('x', 't', { id: '' })]), log.append([draft('kept too', undefined, { id: 'fine' })])]);
+        assert.equal(kept.status, 'fulfilled');
+        assert.equal(refused.status, 'rejected');
+        const read = await readAll(log, anchor!.id);
+        assert.deepEqual(read.events.map((e) => e.data), ['kept', 'kept too'], 'nothing of a refused batch was stored');
+      });
+    });
+
     test('a closed log refuses appends and reads with STORE_UNAVAILABLE', BOUNDED, async () => {
       const subject = await engine.open();
       const [anchor] = await subject.log.append([draft('a')]);
@@ -787,14 +1103,79 @@ describe('sqlite log: the store itself', () => {
     assert.ok(indexes.includes('events_by_topic'), `the topic index was built: ${indexes.join(', ')}`);
   });
 
+  test('a store from before chosen ids, alternates and retry is migrated in place, reads as before, and takes them from then on', async () => {
+    const path = newPath();
+    const old = new Database(path);
+    // The schema as the log created it before: `private` in the table, the topic index, nothing more.
+    old.exec(`
+      CREATE TABLE events (ms INTEGER NOT NULL, n INTEGER NOT NULL, topic TEXT, type TEXT, data TEXT NOT NULL, private INTEGER, PRIMARY KEY (ms, n)) WITHOUT ROWID;
+      CREATE TABLE meta (key TEXT PRIMARY KEY, ms INTEGER NOT NULL, n INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE INDEX events_by_topic ON events (topic);
+      INSERT INTO meta VALUES ('horizon', 1000, -1), ('newest', 1002, 0);
+      INSERT INTO events VALUES (1000, 0, 'x', NULL, 'a', NULL), (1001, 0, 'y', NULL, 'b', 1), (1002, 0, 'x', 'kind', 'c', NULL);
+    `);
+    old.close();
+    const fields = (events: readonly StoredEvent[]): unknown[] => events.map((e) => [e.id, e.data, e.topic, e.private, e.alsoTopics, e.retry]);
+    const check = async (log: SqliteEventLog, label: string): Promise<void> => {
+      const everything = await readAll(log, '1000-0');
+      assert.deepEqual(fields(everything.events.slice(0, 2)), [['1001-0', 'b', 'y', true, undefined, undefined], ['1002-0', 'c', 'x', undefined, undefined, undefined]], `${label}: the old rows`);
+      for (const event of everything.events.slice(0, 2)) assert.ok(!Object.hasOwn(event, 'alsoTopics') && !Object.hasOwn(event, 'retry'), `${label}: nothing extra on old rows`);
+      assert.deepEqual(fields(everything.events.slice(2)), [['chosen', 'd', 'x', undefined, ['z'], 100], [everything.events[3]!.id, 'e', 'y', undefined, undefined, undefined]], `${label}: the new rows`);
+      assert.deepEqual((await readAll(log, 'chosen', {}, everything.events[2]!.position)).events.map((e) => e.data), ['e'], `${label}: a chosen id resolves`);
+      assert.deepEqual((await readAll(log, '1000-0', { topics: { exact: ['z'], prefixes: [] } })).events.map((e) => e.data), ['d'], `${label}: an alternate is indexed`);
+      assert.deepEqual((await readAll(log, '1000-0', { topics: { exact: ['x'], prefixes: [] } })).events.map((e) => e.data), ['c', 'd'], `${label}: the canonical topics too`);
+      assert.deepEqual((await readAll(log, '1001-0')).events.map((e) => e.data), ['c', 'd', 'e'], `${label}: an old id resolves as before`);
+    };
+    const log = new SqliteEventLog({ path, capacity: 100, maxAgeMs: 0 });
+    const appended = await log.append([draft('d', 'x', { id: 'chosen', alsoTopics: ['z'], retry: 100 }), draft('e', 'y')]);
+    assert.ok(appended[0]!.position > positionOf({ ms: 1002, seq: 0 }), 'positions go on after the stored ones');
+    await check(log, 'migrated');
+    await log.close();
+    const reopened = new SqliteEventLog({ path, capacity: 100, maxAgeMs: 0 });
+    await check(reopened, 'reopened');
+    await reopened.close();
+    const db = new Database(path, { readonly: true });
+    const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('events')").all().map((row) => row.name);
+    const indexes = db.prepare<[], { name: string }>("SELECT name FROM sqlite_schema WHERE type = 'index'").all().map((row) => row.name);
+    db.close();
+    for (const column of ['id', 'also_topics', 'retry']) assert.ok(columns.includes(column), `the column ${column}: ${columns.join(', ')}`);
+    for (const index of ['events_by_topic', 'events_by_id', 'alternate_topics_by_topic']) assert.ok(indexes.includes(index), `the index ${index}: ${indexes.join(', ')}`);
+  });
+
+  test('trimming takes the alternates\' index rows and the chosen ids along with the events', async () => {
+    const path = newPath();
+    let clock = Date.now();
+    const log = new SqliteEventLog({ path, capacity: 5, maxAgeMs: 10_000, now: () => clock, trimIntervalMs: 3_600_000 });
+    const db = new Database(path, { readonly: true });
+    const count = (sql: string): number => db.prepare<[], { count: number }>(sql).get()!.count;
+    try {
+      for (let i = 0; i < 12; i++) await log.append([draft(String(i), 't', { id: `c-${i % 4}`, alsoTopics: ['p', `q/${i}`] })]);
+      assert.equal(count('SELECT count(*) AS count FROM events'), 5);
+      assert.equal(count('SELECT count(*) AS count FROM alternate_topics'), 10, 'two alternates for each of the five retained');
+      assert.equal(count('SELECT count(*) AS count FROM alternate_topics a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.ms = a.ms AND e.n = a.n)'), 0, 'none of a trimmed event');
+      assert.equal(count('SELECT count(*) AS count FROM events INDEXED BY events_by_id WHERE id IS NOT NULL'), 5);
+      clock += 60_000;
+      log.trim();
+      assert.equal(count('SELECT count(*) AS count FROM events'), 0);
+      assert.equal(count('SELECT count(*) AS count FROM alternate_topics'), 0, 'trimming by age takes them too');
+      assert.equal((await log.read({ after: { id: 'c-3' }, limit: 10, maxBytes: 1 << 20 })).status, 'unknown');
+    } finally {
+      db.close();
+      await log.close();
+    }
+  });
+
   test('every resume query is a seek and a bounded range on an index (EXPLAIN QUERY PLAN)', async () => {
     const path = newPath();
     const log = new SqliteEventLog({ path, capacity: 100_000, maxAgeMs: 0 });
     await appendMany(log, 1000, (i) => (i % 3 === 0 ? undefined : `t/${i % 10}`));
+    // Chosen ids and alternates too, so their index and table hold rows the planner could weigh.
+    await log.append(Array.from({ length: 200 }, (_, i) => draft(String(i), `t/${i % 10}`, { id: `chosen-${i % 50}`, alsoTopics: [`u/${i % 7}`, `v/${i % 3}`] })));
     await log.close();
     const db = new Database(path, { readonly: true });
     try {
       const primaryRange = 'SEARCH events USING PRIMARY KEY ((ms,n)>(?,?))';
+      const alternatesRange = 'SEARCH alternate_topics USING PRIMARY KEY ((ms,n)>(?,?) AND (ms,n)<(?,?))';
       const expected: Record<string, [sql: string, step: string]> = {
         sizesAfter: [RESUME_QUERIES.sizesAfter, primaryRange],
         rowsThrough: [RESUME_QUERIES.rowsThrough, 'SEARCH events USING PRIMARY KEY ((ms,n)>(?,?) AND (ms,n)<(?,?))'],
@@ -803,17 +1184,29 @@ describe('sqlite log: the store itself', () => {
         keysOfTopic: [RESUME_QUERIES.keysOfTopic, 'SEARCH events USING COVERING INDEX events_by_topic (topic=? AND (ms,n)>(?,?) AND (ms,n)<(?,?))'],
         firstTopicFrom: [RESUME_QUERIES.firstTopicFrom, 'SEARCH events USING COVERING INDEX events_by_topic (topic>? AND topic<?)'],
         firstTopicAfter: [RESUME_QUERIES.firstTopicAfter, 'SEARCH events USING COVERING INDEX events_by_topic (topic>? AND topic<?)'],
+        newestWithId: [RESUME_QUERIES.newestWithId, 'SEARCH events USING COVERING INDEX events_by_id (id=?)'],
+        idAt: [RESUME_QUERIES.idAt, 'SEARCH events USING PRIMARY KEY (ms=? AND n=?)'],
+        keysOfAlternate: [
+          RESUME_QUERIES.keysOfAlternate,
+          'SEARCH alternate_topics USING COVERING INDEX alternate_topics_by_topic (topic=? AND (ms,n)>(?,?) AND (ms,n)<(?,?))',
+        ],
+        firstAlternateFrom: [RESUME_QUERIES.firstAlternateFrom, 'SEARCH alternate_topics USING COVERING INDEX alternate_topics_by_topic (topic>? AND topic<?)'],
+        firstAlternateAfter: [RESUME_QUERIES.firstAlternateAfter, 'SEARCH alternate_topics USING COVERING INDEX alternate_topics_by_topic (topic>? AND topic<?)'],
         // The scan's window is a bounded range on the key; the filter runs over the window only.
         'scan, exact topics only': [scanQuery(0), primaryRange],
         'scan, two prefixes': [scanQuery(2), primaryRange],
         'scan, many prefixes': [scanQuery(9), primaryRange],
+        // The alternates of the window: a range on their key, never the topic index (whose finds would need sorting).
+        'scan of alternates, exact topics only': [alternatesScanQuery(0), alternatesRange],
+        'scan of alternates, two prefixes': [alternatesScanQuery(2), alternatesRange],
+        'scan of alternates, many prefixes': [alternatesScanQuery(9), alternatesRange],
       };
       assert.deepEqual(Object.keys(RESUME_QUERIES).sort(), Object.keys(expected).filter((name) => !name.startsWith('scan')).sort(), 'every resume query is checked');
       for (const [name, [sql, step]] of Object.entries(expected)) {
         const parameters = (sql.match(/\?/g) ?? []).map(() => 1);
         const plan = db.prepare<number[], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`).all(...parameters).map((row) => row.detail);
         assert.ok(plan.includes(step), `${name}: ${step} in ${plan.join(' | ')}`);
-        assert.ok(!plan.some((detail) => /^SCAN events\b/.test(detail)), `${name}: no scan of the table: ${plan.join(' | ')}`);
+        assert.ok(!plan.some((detail) => /^SCAN (events|alternate_topics)\b/.test(detail)), `${name}: no scan of the table: ${plan.join(' | ')}`);
         assert.ok(!plan.some((detail) => detail.includes('TEMP B-TREE')), `${name}: no sorting: ${plan.join(' | ')}`);
       }
     } finally {
@@ -845,9 +1238,9 @@ describe('sqlite log: the store itself', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Redis: the engine's own faults, each on a redis-server of its own
+// Redis: the engine's own faults and keys, each test on a redis-server of its own
 
-describe('redis log: Redis down, back, or back without its data', { skip: redisSkip }, () => {
+describe('redis log: Redis down, back, or back without its data; the hash of chosen ids', { skip: redisSkip }, () => {
   let prefixes = 0;
 
   /** A Redis log whose notifications wake waiters: health changes are events, not polls. */
@@ -966,6 +1359,91 @@ describe('redis log: Redis down, back, or back without its data', { skip: redisS
       await tail.until(11);
       assert.deepEqual(idsOf(tail.events), idsOf([...stored, ...after]), 'the tail goes on from where it was');
       assert.equal(gaps.count, 0, 'no gap: Redis kept its data');
+    } finally {
+      await log.close();
+      await redis.stop();
+    }
+  });
+
+  test('the chosen ids\' hash is kept with the stream: set by each append, trimmed with it by count and by age, never larger than what is retained', BOUNDED, async () => {
+    const redis = await startRedis();
+    let clock: number | undefined;
+    const { log, healthy } = openLog(redis, { maxAgeMs: 10_000, now: () => clock ?? Date.now() });
+    const probe = new Redis(redis.url);
+    const prefix = `faults${prefixes - 1}`;
+    try {
+      await healthy();
+      const stored: StoredEvent[] = [];
+      for (let start = 0; start < 2500; start += 250) {
+        stored.push(...(await log.append(Array.from({ length: 250 }, (_, k) => draft(String(start + k), 't', { id: (start + k) % 10 === 0 ? 'same' : `c-${start + k}` })))));
+      }
+      assert.equal(await probe.xlen(`{${prefix}}:events`), MIN_STREAM_LENGTH);
+      assert.equal(await probe.hlen(`{${prefix}}:ids`), 901, 'one field for each chosen id of a retained entry: 900 distinct and "same"');
+      assert.equal(await probe.hget(`{${prefix}}:ids`, 'c-1499'), null, 'an id of a trimmed entry is gone');
+      assert.equal(await probe.hget(`{${prefix}}:ids`, 'same'), formatEventId(idOfPosition(stored[2490]!.position)!), 'the newest entry carrying it');
+      const fromSame = await readAll(log, 'same', {}, stored[2490]!.position);
+      assert.deepEqual(fromSame.events.map((e) => e.data), ['2491', '2492', '2493', '2494', '2495', '2496', '2497', '2498', '2499']);
+      // Everything older than 10 s, in several bounded steps.
+      clock = Date.now() + 60_000;
+      await log.housekeeping();
+      assert.equal(await probe.xlen(`{${prefix}}:events`), 0);
+      assert.equal(await probe.exists(`{${prefix}}:ids`), 0, 'trimming by age empties the hash with the stream');
+      assert.equal((await log.read({ after: { id: 'same' }, limit: 10, maxBytes: 1 << 20 })).status, 'unknown');
+    } finally {
+      probe.disconnect();
+      await log.close();
+      await redis.stop();
+    }
+  });
+
+  test('entries the log did not write itself: a chosen id the stream later gives out as its own (the newer carrier wins), one deleted by hand (XDEL, not retained), alternates that do not decode', BOUNDED, async () => {
+    const redis = await startRedis();
+    const { log, healthy } = openLog(redis);
+    const probe = new Redis(redis.url);
+    const prefix = `faults${prefixes - 1}`;
+    try {
+      await healthy();
+      const label = formatEventId({ ms: Date.now() + 3_600_000, seq: 0 });
+      await log.append([draft('chooses an id the stream will give out', 't', { id: label })]);
+      // The stream gives out exactly that id to an entry of its own (as the log writes them): Redis's clock cannot be set.
+      const n = await probe.incr(`{${prefix}}:count`);
+      await probe.xadd(`{${prefix}}:events`, label, 'n', String(n), 'd', 'given that id', 't', 't');
+      const [last] = await log.append([draft('last', 't')]);
+      for (const topics of [undefined, { exact: ['t'], prefixes: [] }]) {
+        const page = await log.read({ after: { id: label }, topics, limit: 10, maxBytes: 1 << 20 });
+        assert.ok(page.status === 'complete', JSON.stringify(page));
+        assert.deepEqual(idsOf(page.events), [last!.id], `after the entry carrying it as its own id, the newer (${JSON.stringify(topics)})`);
+      }
+      const [doomed, next] = await log.append([draft('doomed', 't', { id: 'deleted-by-hand' }), draft('next', 't')]);
+      assert.deepEqual(idsOf((await readAll(log, 'deleted-by-hand', {}, doomed!.position)).events), [next!.id]);
+      await probe.xdel(`{${prefix}}:events`, formatEventId(idOfPosition(doomed!.position)!));
+      assert.equal((await log.read({ after: { id: 'deleted-by-hand' }, limit: 10, maxBytes: 1 << 20 })).status, 'unknown', 'checked on lookup: the entry is gone');
+      // An entry whose alternates do not decode passes every filter (more than asked, never less), and breaks no read.
+      const m = await probe.incr(`{${prefix}}:count`);
+      const odd = await probe.xadd(`{${prefix}}:events`, '*', 'n', String(m), 'd', 'odd', 't', 'elsewhere', 'a', '["unterminated');
+      const filtered = await log.read({ after: { id: next!.id }, topics: { exact: ['wanted'], prefixes: [] }, limit: 10, maxBytes: 1 << 20 });
+      assert.ok(filtered.status === 'complete' && filtered.events.length === 1 && filtered.events[0]!.data === 'odd' && filtered.cursor === positionOf(parseEventId(odd!)!), JSON.stringify(filtered));
+    } finally {
+      probe.disconnect();
+      await log.close();
+      await redis.stop();
+    }
+  });
+
+  test('Redis restarted with its data (AOF): chosen ids still resolve, alternates and retry are kept', BOUNDED, async () => {
+    const redis = await startRedis();
+    const { log, healthy } = openLog(redis);
+    try {
+      await healthy();
+      const stored = await log.append([draft('A', 't', { id: 'kept', alsoTopics: ['u'], retry: 3000 }), draft('B', 'v'), draft('C', 'w', { id: 'kept too', alsoTopics: ['u/1'] })]);
+      await redis.kill();
+      await redis.restart();
+      await healthy();
+      const fromKept = await readAll(log, 'kept', {}, stored[0]!.position);
+      assert.equal(fromKept.status, 'complete');
+      assert.deepEqual(shapes(fromKept.events), shapes(stored.slice(1)));
+      assert.deepEqual(idsOf((await readAll(log, 'kept too', {}, stored[2]!.position)).events), []);
+      assert.deepEqual(shapes((await readAll(log, '1-0', { topics: { exact: ['u'], prefixes: ['u/'] } })).events), shapes([stored[0]!, stored[2]!]));
     } finally {
       await log.close();
       await redis.stop();

@@ -3,8 +3,10 @@
  *
  * Without Redis the primary owns the event log (memory or SQLite): workers
  * send it their appends and resume reads, and it sends every worker each
- * batch it stored. One owner assigns every id, so ids are unique and
- * increasing across workers exactly as in a single process.
+ * batch it stored. One owner assigns every position (and every id not chosen
+ * by a publisher), so the order is one across workers exactly as in a single
+ * process. Drafts and stored events cross as plain data, their optional
+ * fields (a chosen `id`, `alsoTopics`, `retry`, `private`) with them.
  */
 
 import type { ErrorCode } from '../errors.js';
@@ -18,7 +20,7 @@ export interface WireError {
   readonly retryAfter?: number;
 }
 
-/** What the primary's log gave each event of a batch (the data stays with the worker, which has it). */
+/** What the primary's log gave each event of a batch (the data stays with the worker, which has it); `id` is the chosen one if the draft had it. */
 export interface StoredPlace {
   readonly id: string;
   readonly position: string;

@@ -5,7 +5,7 @@
  */
 
 import { HeraldError } from '../errors.js';
-import { privacy, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from '../log/event-log.js';
+import { extras, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from '../log/event-log.js';
 import { isPrimaryMessage, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
 
 /** The IPC end a worker has: `process` in a `node:cluster` worker. */
@@ -121,7 +121,8 @@ export class WorkerEventLog implements EventLog {
             reject(fromWire(outcome?.error));
             return;
           }
-          resolve(drafts.map((draft, k) => ({ ...outcome.stored[k]!, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) })));
+          // The primary sent only what its log decided (id, position, time); the rest is the draft's, as the log keeps it.
+          resolve(drafts.map((draft, k) => ({ ...outcome.stored[k]!, topic: draft.topic, event: draft.event, data: draft.data, ...extras(draft) })));
         });
       },
     ).catch((error: unknown) => {

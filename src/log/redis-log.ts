@@ -13,6 +13,18 @@
  *   a slow consumer is dropped by the hub, so no topic can hold up another.
  * - Resume reads the range after the client's id from Redis in one `MULTI`
  *   (with the stream's trim horizon), so any node can serve any id.
+ * - Redis's ids are the positions. A publisher's chosen id is the entry's
+ *   field `i`, and the hash `{prefix}:ids` maps each chosen id to the stream
+ *   id of the newest entry carrying it: the append script sets it in the
+ *   same step as the `XADD`, and every trim (by `MAXLEN` in the append
+ *   script, by age in its own script) deletes the entries of what it trims
+ *   in that step too, so the hash holds at most one field per retained
+ *   entry. A first page asks the hash in the same step as it reads; a
+ *   client's id the hash knows (or that is not of the stream's form) is
+ *   resolved inside Redis, by a script that finds the entry and reads the
+ *   range after it. The script checks on lookup that the entry is still
+ *   there: one deleted by hand (`XDEL`) is not retained, and its field stays
+ *   until the id is published again (Herald itself never deletes so).
  * - When Redis is away, appends fail at once (no offline queue, no resend of
  *   a command that may have run), the tail retries with backoff and, once
  *   back, continues from the last id it read: nothing in between is skipped.
@@ -41,7 +53,7 @@
 
 import { Redis, type RedisOptions } from 'ioredis';
 import { HeraldError } from '../errors.js';
-import { privacy, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from './event-log.js';
+import { checkDrafts, extras, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from './event-log.js';
 import { compareEventIds, formatEventId, idOfPosition, parseEventId, positionOf, type EventId } from './event-id.js';
 
 export interface RedisLogOptions {
@@ -86,69 +98,163 @@ const COMMAND_TIMEOUT_MS = 5000;
 const FOLLOW_WAIT_MS = 2000;
 
 /**
+ * Lua: `forget(ids, gone)` deletes from the hash of chosen ids the fields of
+ * entries about to be trimmed, each only if it still names that entry (a
+ * newer entry may carry the same id). Nothing to do without chosen ids.
+ */
+const FORGET_LUA = `
+local function forget(idsKey, gone)
+  if redis.call('EXISTS', idsKey) == 0 then return end
+  for _, entry in ipairs(gone) do
+    local fields = entry[2]
+    for j = 1, #fields, 2 do
+      if fields[j] == 'i' then
+        if redis.call('HGET', idsKey, fields[j + 1]) == entry[1] then redis.call('HDEL', idsKey, fields[j + 1]) end
+        break
+      end
+    end
+  end
+end
+`;
+
+/**
  * Appends a batch atomically, in order, and trims to the max length.
  * KEYS: the stream, its birth time, its horizon (the newest id trimmed away),
- * its counter. Each entry gets the next count as field `n`, so a reader sees a
- * hole (events trimmed before it read them, or lost with Redis's data) as a
- * jump in `n` without asking Redis anything else.
- * ARGV: max length, then topic, type, private ('1' or ''), data for each event ('' = absent; neither topic nor type may be empty when present).
+ * its counter, its chosen ids (hash). Each entry gets the next count as field
+ * `n`, so a reader sees a hole (events trimmed before it read them, or lost
+ * with Redis's data) as a jump in `n` without asking Redis anything else.
+ * ARGV: max length, then for each event topic, type, private ('1' or ''),
+ * data, chosen id, alternates (a JSON array of strings), retry (decimal ms);
+ * '' = absent, so none of them but data may be empty when present.
+ * Entry fields: `n`, `d` (data), and when present `t` (topic), `e` (type),
+ * `p` (private), `i` (chosen id), `a` (alternates, JSON), `r` (retry).
  *
  * The birth time marks where this stream's knowledge starts: an id from before
  * it (from an earlier stream Redis lost, say) may have missed events. Redis 7
  * does not record the ids that `MAXLEN` trims, so the script keeps the horizon.
  */
 const APPEND_SCRIPT = `
+${FORGET_LUA}
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local now = redis.call('TIME')
   redis.call('SET', KEYS[2], tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 end
 local ids = {}
-for i = 2, #ARGV, 4 do
+for i = 2, #ARGV, 7 do
   local fields = {'n', redis.call('INCR', KEYS[4]), 'd', ARGV[i + 3]}
   if ARGV[i] ~= '' then fields[#fields + 1] = 't'; fields[#fields + 1] = ARGV[i] end
   if ARGV[i + 1] ~= '' then fields[#fields + 1] = 'e'; fields[#fields + 1] = ARGV[i + 1] end
   if ARGV[i + 2] ~= '' then fields[#fields + 1] = 'p'; fields[#fields + 1] = '1' end
-  ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', unpack(fields))
+  if ARGV[i + 4] ~= '' then fields[#fields + 1] = 'i'; fields[#fields + 1] = ARGV[i + 4] end
+  if ARGV[i + 5] ~= '' then fields[#fields + 1] = 'a'; fields[#fields + 1] = ARGV[i + 5] end
+  if ARGV[i + 6] ~= '' then fields[#fields + 1] = 'r'; fields[#fields + 1] = ARGV[i + 6] end
+  local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+  ids[#ids + 1] = id
+  if ARGV[i + 4] ~= '' then redis.call('HSET', KEYS[5], ARGV[i + 4], id) end
 end
 local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
 if excess > 0 then
   local gone = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
   redis.call('SET', KEYS[3], gone[#gone][1])
+  forget(KEYS[5], gone)
   redis.call('XTRIM', KEYS[1], 'MAXLEN', '=', ARGV[1])
 end
 return ids
 `;
 
-/** Trims events older than ARGV[1] (ms); KEYS: the stream, its horizon. */
+/**
+ * Trims events older than ARGV[1] (ms); KEYS: the stream, its horizon, its
+ * chosen ids. Without chosen ids, all of them in one step. With some, the
+ * entries trimmed must be looked at (their ids leave the hash), so at most
+ * ARGV[2] of them per call. Returns 1 when more may be left to trim.
+ */
 const TRIM_BY_AGE_SCRIPT = `
-local gone = redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[1] .. '-0', '-', 'COUNT', 1)
-if #gone > 0 then
-  redis.call('SET', KEYS[2], gone[1][1])
-  redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
+${FORGET_LUA}
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  local gone = redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[1] .. '-0', '-', 'COUNT', 1)
+  if #gone > 0 then
+    redis.call('SET', KEYS[2], gone[1][1])
+    redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
+  end
+  return 0
 end
-return #gone
+local gone = redis.call('XRANGE', KEYS[1], '-', '(' .. ARGV[1] .. '-0', 'COUNT', ARGV[2])
+if #gone == 0 then return 0 end
+local last = gone[#gone][1]
+redis.call('SET', KEYS[2], last)
+forget(KEYS[3], gone)
+local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+redis.call('XTRIM', KEYS[1], 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+if #gone < tonumber(ARGV[2]) then return 0 end
+return 1
 `;
 
+/** Entries an age-trimming call looks at, at most, once there are chosen ids to forget. */
+const AGE_TRIM_BATCH = 500;
+
 /**
- * Reads a page of a topic-filtered resume inside Redis, so that only the
- * wanted entries cross the wire and get parsed here.
- * KEYS: the stream. ARGV: the id to read after (exclusive), how many entries
- * to look at, at most how many to return and (after the first) how many data
- * bytes, the number of exact topics, the exact topics, then the prefixes.
- * An entry is wanted when its topic (field `t`) is one of the exact topics or
- * starts with one of the prefixes. Returns the last id it looked at ('' for
+ * Reads a page of a resume inside Redis: a first page (from a client's id,
+ * which may be a chosen one) or a filtered page, so that the id is resolved
+ * where the entries are and only the wanted entries cross the wire and get
+ * parsed here.
+ * KEYS: the stream, its chosen ids. ARGV: the stream id to read after
+ * (exclusive; '' when the client's id is not of that form), the client's id
+ * to resolve first ('' for a continued page), how many entries to look at,
+ * at most how many to return and (after the first) how many data bytes, the
+ * number of exact topics (-1: no filter, every entry is wanted), the exact
+ * topics, then the prefixes.
+ * An id is resolved as `ReadStart` says: the newest entry carrying it as its
+ * chosen id (field `i`) if still in the stream, unless the entry whose stream
+ * id is exactly this id (and has no chosen id, so carries it) is newer.
+ * An entry is wanted when its topic (field `t`) or one of its alternates
+ * (field `a`) is one of the exact topics or starts with one of the prefixes.
+ * Returns the stream id read after ('' for none: the client's id is unknown),
+ * 1 if that came from a chosen id (else 0), the last id it looked at ('' for
  * none), how many entries it looked at, how many the scan found, and the
  * wanted entries.
  */
-const READ_FILTERED_SCRIPT = `
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
-local limit = tonumber(ARGV[3])
-local maxBytes = tonumber(ARGV[4])
-local exactCount = tonumber(ARGV[5])
+const READ_SCRIPT = `
+local function older(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, bms = tonumber(ams), tonumber(bms)
+  if ams ~= bms then return ams < bms end
+  return tonumber(aseq) < tonumber(bseq)
+end
+local function hasField(entry, name)
+  for j = 1, #entry[2], 2 do if entry[2][j] == name then return true end end
+  return false
+end
+local after = ARGV[1]
+local resolved = 0
+if ARGV[2] ~= '' then
+  local hit = redis.call('HGET', KEYS[2], ARGV[2])
+  if hit and #redis.call('XRANGE', KEYS[1], hit, hit) == 1 then
+    local carrier = nil
+    if after ~= '' and older(hit, after) then carrier = redis.call('XRANGE', KEYS[1], after, after)[1] end
+    if carrier == nil or carrier[1] ~= ARGV[2] or hasField(carrier, 'i') then
+      after = hit
+      resolved = 1
+    end
+  end
+end
+if after == '' then return {'', 0, '', 0, 0, {}} end
+local entries = redis.call('XRANGE', KEYS[1], '(' .. after, '+', 'COUNT', ARGV[3])
+local limit = tonumber(ARGV[4])
+local maxBytes = tonumber(ARGV[5])
+local exactCount = tonumber(ARGV[6])
+local everything = exactCount < 0
 local exact = {}
-for i = 6, 5 + exactCount do exact[ARGV[i]] = true end
+for i = 7, 6 + exactCount do exact[ARGV[i]] = true end
 local prefixes = {}
-for i = 6 + exactCount, #ARGV do prefixes[#prefixes + 1] = ARGV[i] end
+for i = 7 + math.max(exactCount, 0), #ARGV do prefixes[#prefixes + 1] = ARGV[i] end
+local function passes(topic)
+  if exact[topic] then return true end
+  for _, prefix in ipairs(prefixes) do
+    if string.sub(topic, 1, #prefix) == prefix then return true end
+  end
+  return false
+end
 local wanted = {}
 local bytes = 0
 local last = ''
@@ -156,17 +262,22 @@ local looked = 0
 for _, entry in ipairs(entries) do
   local fields = entry[2]
   local topic = nil
+  local alternates = nil
   local size = 0
   for j = 1, #fields, 2 do
-    if fields[j] == 't' then topic = fields[j + 1] elseif fields[j] == 'd' then size = #fields[j + 1] end
+    local name = fields[j]
+    if name == 't' then topic = fields[j + 1] elseif name == 'd' then size = #fields[j + 1] elseif name == 'a' then alternates = fields[j + 1] end
   end
-  local match = false
-  if topic ~= nil then
-    if exact[topic] then
-      match = true
-    else
-      for _, prefix in ipairs(prefixes) do
-        if string.sub(topic, 1, #prefix) == prefix then match = true break end
+  local match = everything
+  if not match and topic ~= nil then
+    match = passes(topic)
+    if not match and alternates ~= nil then
+      -- A list that does not decode passes: a filter may return more than asked, never less.
+      local decoded, list = pcall(cjson.decode, alternates)
+      if not decoded or type(list) ~= 'table' then match = true else
+        for _, alternate in ipairs(list) do
+          if type(alternate) ~= 'string' or passes(alternate) then match = true break end
+        end
       end
     end
   end
@@ -178,22 +289,22 @@ for _, entry in ipairs(entries) do
   last = entry[1]
   looked = looked + 1
 end
-return {last, looked, #entries, wanted}
+return {after, resolved, last, looked, #entries, wanted}
 `;
 
 type StreamEntry = [id: string, fields: string[]];
 
-/** What {@link READ_FILTERED_SCRIPT} returns. */
-type FilteredReply = [lastLooked: string, looked: number, scanned: number, wanted: StreamEntry[]];
+/** What {@link READ_SCRIPT} returns. */
+type ScriptedReply = [readAfter: string, resolved: number, lastLooked: string, looked: number, scanned: number, wanted: StreamEntry[]];
 
 interface ScriptCommands {
-  heraldAppend(stream: string, born: string, horizon: string, counter: string, maxLength: number, ...args: string[]): Promise<string[]>;
-  heraldTrimByAge(stream: string, horizon: string, minMs: number): Promise<number>;
+  heraldAppend(stream: string, born: string, horizon: string, counter: string, ids: string, maxLength: number, ...args: string[]): Promise<string[]>;
+  heraldTrimByAge(stream: string, horizon: string, ids: string, minMs: number, batch: number): Promise<number>;
 }
 
-/** The filtered read, queued in a transaction (ioredis adds defined commands to pipelines too). */
-interface FilteredReadCommand {
-  heraldReadFiltered(stream: string, after: string, scan: number, limit: number, maxBytes: number, exactCount: number, ...topics: string[]): unknown;
+/** The scripted read, queued in a transaction (ioredis adds defined commands to pipelines too). */
+interface ScriptedReadCommand {
+  heraldRead(stream: string, ids: string, after: string, resolve: string, scan: number, limit: number, maxBytes: number, exactCount: number, ...topics: string[]): unknown;
 }
 
 /** What `XINFO STREAM` and the birth key say about the stream, read together. */
@@ -233,6 +344,8 @@ export class RedisEventLog implements EventLog {
   private readonly bornKey: string;
   private readonly horizonKey: string;
   private readonly counterKey: string;
+  /** Chosen id → stream id of the newest entry carrying it (see the file's comment). */
+  private readonly idsKey: string;
   private readonly maxLength: number;
   private readonly maxAgeMs: number;
   private readonly notify: (message: string) => void;
@@ -267,6 +380,7 @@ export class RedisEventLog implements EventLog {
     this.bornKey = `{${options.prefix}}:born`;
     this.horizonKey = `{${options.prefix}}:horizon`;
     this.counterKey = `{${options.prefix}}:count`;
+    this.idsKey = `{${options.prefix}}:ids`;
     this.maxLength = Math.max(options.capacity, MIN_STREAM_LENGTH);
     this.maxAgeMs = options.maxAgeMs;
     this.notify = options.notify ?? (() => {});
@@ -287,9 +401,9 @@ export class RedisEventLog implements EventLog {
     } catch (error) {
       throw new HeraldError('HERALD_ERR_INVALID_OPTION', `invalid Redis URL ${JSON.stringify(options.url)}: ${(error as Error).message}`);
     }
-    this.commands.defineCommand('heraldAppend', { numberOfKeys: 4, lua: APPEND_SCRIPT });
-    this.commands.defineCommand('heraldTrimByAge', { numberOfKeys: 2, lua: TRIM_BY_AGE_SCRIPT });
-    this.replays.defineCommand('heraldReadFiltered', { numberOfKeys: 1, lua: READ_FILTERED_SCRIPT });
+    this.commands.defineCommand('heraldAppend', { numberOfKeys: 5, lua: APPEND_SCRIPT });
+    this.commands.defineCommand('heraldTrimByAge', { numberOfKeys: 3, lua: TRIM_BY_AGE_SCRIPT });
+    this.replays.defineCommand('heraldRead', { numberOfKeys: 2, lua: READ_SCRIPT });
     for (const client of [this.commands, this.reader, this.replays]) {
       client.on('error', (error: Error) => {
         this.lastError = error.message || String(error);
@@ -351,11 +465,15 @@ export class RedisEventLog implements EventLog {
 
   async append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
     if (this.closed) throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', 'the Redis event log is closed; the publish was not acknowledged', { retryAfter: 1 });
+    checkDrafts(drafts);
     const args: string[] = [];
-    for (const draft of drafts) args.push(draft.topic ?? '', draft.event ?? '', draft.private === true ? '1' : '', draft.data);
+    for (const draft of drafts) {
+      const alternates = draft.alsoTopics !== undefined && draft.alsoTopics.length > 0 ? JSON.stringify(draft.alsoTopics) : '';
+      args.push(draft.topic ?? '', draft.event ?? '', draft.private === true ? '1' : '', draft.data, draft.id ?? '', alternates, draft.retry === undefined ? '' : String(draft.retry));
+    }
     let ids: string[];
     try {
-      ids = await this.commands.heraldAppend(this.streamKey, this.bornKey, this.horizonKey, this.counterKey, this.maxLength, ...args);
+      ids = await this.commands.heraldAppend(this.streamKey, this.bornKey, this.horizonKey, this.counterKey, this.idsKey, this.maxLength, ...args);
     } catch (error) {
       this.lastError = (error as Error).message;
       this.reportHealth();
@@ -367,7 +485,7 @@ export class RedisEventLog implements EventLog {
     }
     return drafts.map((draft, i) => {
       const key = parseEventId(ids[i]!)!;
-      return { id: ids[i]!, position: positionOf(key), time: key.ms, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) };
+      return { id: draft.id ?? ids[i]!, position: positionOf(key), time: key.ms, topic: draft.topic, event: draft.event, data: draft.data, ...extras(draft) };
     });
   }
 
@@ -379,7 +497,8 @@ export class RedisEventLog implements EventLog {
     if (underWay !== undefined) {
       const page = await underWay.catch(() => undefined);
       // A full page holds the same entries whenever it is read. A page that reached the stream's end may have been
-      // read before an event this caller must see was appended: that caller reads for itself.
+      // read before an event this caller must see was appended: that caller reads for itself. (A first page after a
+      // chosen id published again meanwhile would go on after the older of the two: more than asked for, never less.)
       if (page !== undefined && page.status !== 'unknown' && !page.end) return page;
     }
     const reading = this.readPage(request);
@@ -391,49 +510,81 @@ export class RedisEventLog implements EventLog {
     }
   }
 
-  private async readPage(request: ReadRequest): Promise<ReadPage> {
+  /**
+   * One page, in one `MULTI`. A filtered page, or a first page whose id is
+   * not of the stream's form, goes through {@link READ_SCRIPT}. An unfiltered
+   * first page whose id is of the stream's form reads the range after it
+   * directly (no page of entries copied through Lua, the cost of a resume
+   * storm), asking the hash of chosen ids in the same step: if a chosen id
+   * is what it is, the page is read again, through the script (`resolve`).
+   */
+  private async readPage(request: ReadRequest, resolve = false): Promise<ReadPage> {
     if (this.replays.status !== 'ready') throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `Redis is unreachable (${this.lastError}); retry`, { retryAfter: 1 });
     const first = 'id' in request.after;
+    // A client's id that is not of the stream's form may still be a chosen one: the script resolves it.
     const after = 'id' in request.after ? parseEventId(request.after.id) : idOfPosition(request.after.cursor);
-    if (after === undefined) {
-      if (first) return { status: 'unknown' };
-      throw new HeraldError('HERALD_ERR_INTERNAL', 'not a cursor of this stream');
-    }
+    if (after === undefined && !first) throw new HeraldError('HERALD_ERR_INTERNAL', 'not a cursor of this stream');
     const topics = request.topics;
     // Unfiltered, every entry is wanted: fetch no more than the page takes.
     const limit = Math.max(1, Math.floor(request.limit));
     const count = topics === undefined ? limit : SCAN_COUNT;
+    const scripted = resolve || topics !== undefined || after === undefined;
+    // Whether the id may be a chosen one, though it has the stream's form: the hash says.
+    const askHash = first && !scripted;
     let info: unknown;
     let marks: unknown;
+    let chosen: unknown = null;
     let range: unknown;
     try {
       const transaction = this.replays.multi().xinfo('STREAM', this.streamKey).mget(this.bornKey, this.horizonKey);
-      if (topics === undefined) transaction.xrange(this.streamKey, `(${formatEventId(after)}`, '+', 'COUNT', count);
-      else (transaction as typeof transaction & FilteredReadCommand).heraldReadFiltered(this.streamKey, formatEventId(after), count, limit, request.maxBytes, topics.exact.length, ...topics.exact, ...topics.prefixes);
+      if (askHash) transaction.hexists(this.idsKey, (request.after as { id: string }).id);
+      if (!scripted) transaction.xrange(this.streamKey, `(${formatEventId(after!)}`, '+', 'COUNT', count);
+      else {
+        (transaction as typeof transaction & ScriptedReadCommand).heraldRead(
+          this.streamKey,
+          this.idsKey,
+          after === undefined ? '' : formatEventId(after),
+          'id' in request.after ? request.after.id : '',
+          count,
+          limit,
+          request.maxBytes,
+          topics === undefined ? -1 : topics.exact.length,
+          ...(topics === undefined ? [] : [...topics.exact, ...topics.prefixes]),
+        );
+      }
       const replies = await transaction.exec();
       if (replies === null) throw new Error('the transaction was aborted');
-      const [infoReply, marksReply, rangeReply] = replies;
+      const [infoReply, marksReply] = replies;
+      const rangeReply = replies.at(-1);
       if (rangeReply![0] !== null) throw rangeReply![0];
       // XINFO fails when the stream does not exist: that is a state, not an error.
       info = infoReply![0] === null ? infoReply![1] : undefined;
       marks = marksReply![1];
+      if (askHash) chosen = replies[2]![1];
       range = rangeReply![1];
     } catch (error) {
       throw new HeraldError('HERALD_ERR_STORE_UNAVAILABLE', `Redis did not answer the resume read (${(error as Error).message}); retry`, { retryAfter: 1 });
     }
+    if (askHash && chosen === 1) return this.readPage(request, true);
     const state = streamState(info, marks);
-    if (first && (!state.exists || compareEventIds(after, state.lastGenerated) > 0)) return { status: 'unknown' };
-    const status = compareEventIds(after, state.maxDeleted) < 0 || compareEventIds(after, state.born) < 0 ? 'expired' : 'complete';
-    if (topics !== undefined) {
-      const [lastLooked, looked, scanned, wanted] = range as FilteredReply;
+    const statusAfter = (from: EventId): 'expired' | 'complete' =>
+      compareEventIds(from, state.maxDeleted) < 0 || compareEventIds(from, state.born) < 0 ? 'expired' : 'complete';
+    if (scripted) {
+      const [readAfter, resolved, lastLooked, looked, scanned, wanted] = range as ScriptedReply;
+      const from = parseEventId(readAfter);
+      if (from === undefined) return { status: 'unknown' };
+      // A chosen id names a retained entry; a log id may name a place this stream never reached.
+      if (first && resolved !== 1 && (!state.exists || compareEventIds(from, state.lastGenerated) > 0)) return { status: 'unknown' };
       const events = wanted.map(toStoredEvent);
-      const cursor = lastLooked === '' ? positionOf(after) : positionOf(parseEventId(lastLooked) ?? after);
-      return { status, events, cursor, end: looked === scanned && scanned < count };
+      const cursor = lastLooked === '' ? positionOf(from) : positionOf(parseEventId(lastLooked) ?? from);
+      return { status: statusAfter(from), events, cursor, end: looked === scanned && scanned < count };
     }
+    if (first && (!state.exists || compareEventIds(after!, state.lastGenerated) > 0)) return { status: 'unknown' };
+    const status = statusAfter(after!);
     const entries = range as StreamEntry[];
     const events: StoredEvent[] = [];
     let bytes = 0;
-    let cursor = positionOf(after);
+    let cursor = positionOf(after!);
     for (const entry of entries) {
       const event = toStoredEvent(entry);
       if (events.length > 0 && (events.length >= limit || bytes + event.data.length > request.maxBytes)) break;
@@ -516,9 +667,10 @@ export class RedisEventLog implements EventLog {
         const counts = entries.map(countOf);
         const last = events.length - 1;
         const contiguous = counts.every((n, i) => n === (i === 0 ? this.cursorCount : counts[i - 1]!) + 1);
-        this.cursor = events[last]!.id;
+        // The stream's id, not the event's (which may be a chosen one).
+        this.cursor = entries[last]![0];
         this.cursorCount = counts[last]!;
-        this.cachedStats = { ...this.cachedStats, newestId: this.cursor };
+        this.cachedStats = { ...this.cachedStats, newestId: events[last]!.id };
         if (!contiguous) {
           this.reportGap();
           continue;
@@ -579,7 +731,11 @@ export class RedisEventLog implements EventLog {
   async housekeeping(): Promise<void> {
     if (this.commands.status !== 'ready') return;
     try {
-      if (this.maxAgeMs > 0) await this.commands.heraldTrimByAge(this.streamKey, this.horizonKey, this.now() - this.maxAgeMs);
+      if (this.maxAgeMs > 0) {
+        const minMs = this.now() - this.maxAgeMs;
+        // Each call is bounded; other commands run between them.
+        while ((await this.commands.heraldTrimByAge(this.streamKey, this.horizonKey, this.idsKey, minMs, AGE_TRIM_BATCH)) === 1 && !this.closed);
+      }
       const state = await this.readState();
       this.cachedStats = { size: state.length, oldestId: state.firstId, newestId: state.lastId };
     } catch {
@@ -634,6 +790,9 @@ function toStoredEvent([id, fields]: StreamEntry): StoredEvent {
   let type: string | undefined;
   let hidden = false;
   let data = '';
+  let chosen: string | undefined;
+  let alternates: string | undefined;
+  let retry: string | undefined;
   for (let i = 0; i < fields.length; i += 2) {
     const value = fields[i + 1]!;
     switch (fields[i]) {
@@ -649,10 +808,40 @@ function toStoredEvent([id, fields]: StreamEntry): StoredEvent {
       case 'p':
         hidden = true;
         break;
+      case 'i':
+        chosen = value;
+        break;
+      case 'a':
+        alternates = value;
+        break;
+      case 'r':
+        retry = value;
+        break;
     }
   }
-  const stored = { id, position: positionOf(key), time: key.ms, topic, event: type, data };
-  return hidden ? { ...stored, private: true } : stored;
+  const stored: StoredEvent = { id: chosen ?? id, position: positionOf(key), time: key.ms, topic, event: type, data };
+  if (!hidden && alternates === undefined && retry === undefined) return stored;
+  return {
+    ...stored,
+    ...(hidden ? { private: true } : {}),
+    ...(alternates === undefined ? {} : alternatesOf(alternates)),
+    ...(retry === undefined || !/^\d{1,15}$/.test(retry) ? {} : { retry: Number(retry) }),
+  };
+}
+
+/**
+ * The alternates of an entry (field `a`), as a field to spread: absent if
+ * they do not decode to a list of strings (an entry the log did not write),
+ * so one odd entry never stops the tail or a read.
+ */
+function alternatesOf(text: string): { alsoTopics?: string[] } {
+  try {
+    const list: unknown = JSON.parse(text);
+    if (Array.isArray(list) && list.length > 0 && list.every((topic) => typeof topic === 'string')) return { alsoTopics: list as string[] };
+  } catch {
+    // Not JSON: as if absent.
+  }
+  return {};
 }
 
 /**
@@ -670,9 +859,13 @@ function streamState(info: unknown, marks: unknown): StreamState {
   const fields = new Map<string, unknown>();
   for (let i = 0; i + 1 < info.length; i += 2) fields.set(String(info[i]), info[i + 1]);
   const idOf = (name: string): EventId => parseEventId(String(fields.get(name) ?? '0-0')) ?? ZERO;
+  // The event's id: its chosen one (field `i`) if it has one, else the stream's.
   const entryId = (name: string): string | undefined => {
     const entry = fields.get(name);
-    return Array.isArray(entry) && typeof entry[0] === 'string' ? entry[0] : undefined;
+    if (!Array.isArray(entry) || typeof entry[0] !== 'string') return undefined;
+    const entryFields: unknown = entry[1];
+    if (Array.isArray(entryFields)) for (let i = 0; i + 1 < entryFields.length; i += 2) if (entryFields[i] === 'i') return String(entryFields[i + 1]);
+    return entry[0];
   };
   // Trimming is recorded by our scripts; XDEL by Redis itself.
   const deleted = idOf('max-deleted-entry-id');

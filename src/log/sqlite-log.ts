@@ -9,21 +9,32 @@
  * makes every commit wait for the disk.
  *
  * Ids keep the memory log's scheme and continue after the newest stored id,
- * so an id handed out before a restart keeps its meaning after it.
+ * so an id handed out before a restart keeps its meaning after it. The key
+ * of a row, (ms, n), is always the log's own id; a chosen id is a column
+ * (`id`, NULL for the log's own) with a partial index, `events_by_id`, so a
+ * resume after one is a seek, and a trimmed row takes its id along.
+ *
+ * Every topic of an event is indexed: the canonical one in `events_by_topic`
+ * on `events`, the alternates (`alsoTopics`) as rows (ms, n, topic) of
+ * `alternate_topics`, indexed by topic too. A filtered read asks both and
+ * merges the keys; the list as published stays in `events.also_topics`
+ * (JSON), for reading back.
  *
  * Reads for resume are bounded in time and memory whatever the size of the
  * history, and filter at the source:
  * - only exact topics (or prefixes covering few topics): one range query per
- *   topic on the index `events_by_topic` (topic, ms, n), merged in position
+ *   topic on the index `events_by_topic` (topic, ms, n) and, once the store
+ *   holds alternates, one on `alternate_topics_by_topic`, merged in position
  *   order; the keys come from the covering index, then the rows one by one
  *   until the byte budget is spent, so a page of large events is never
  *   loaded whole;
  * - no filter: the sizes of the next rows first (no data read), then exactly
  *   the rows that fit the budget;
  * - any other filter (a prefix over many topics, very many topics): a window
- *   of at most {@link SCAN_ROWS} keys in key order, filtered in SQL; the
- *   page's cursor is then the window's last key, so a client of a rare topic
- *   pages through history a bounded step at a time.
+ *   of at most {@link SCAN_ROWS} keys in key order, filtered in SQL (and the
+ *   alternates of the same range of keys, filtered alike); the page's cursor
+ *   is then the window's last key, so a client of a rare topic pages through
+ *   history a bounded step at a time.
  * A read loads at most {@link ROWS_PER_READ} rows by key, and reads run from
  * a queue a time slice at a time ({@link READ_SLICE_MS}), so a reconnect
  * storm shares the event loop with live delivery rather than stalling it.
@@ -32,7 +43,7 @@
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { HeraldError } from '../errors.js';
-import { privacy, type EventDraft, type EventLog, type EventLogStats, type ReadPage, type ReadRequest, type StoredEvent, type TailListener, type TopicFilter } from './event-log.js';
+import { checkDrafts, extras, type EventDraft, type EventLog, type EventLogStats, type ReadPage, type ReadRequest, type StoredEvent, type TailListener, type TopicFilter } from './event-log.js';
 import { compareEventIds, EventIdGenerator, formatEventId, idOfPosition, parseEventId, positionOf, type EventId } from './event-id.js';
 
 export interface SqliteLogOptions {
@@ -56,6 +67,11 @@ interface Row {
   type: string | null;
   data: string;
   private: number | null;
+  /** The chosen id; NULL: the log's own (`ms-n`). */
+  id: string | null;
+  /** The alternates as published, a JSON array; NULL: none. */
+  also_topics: string | null;
+  retry: number | null;
 }
 
 interface PendingAppend {
@@ -97,6 +113,9 @@ const PAGE_CACHE_KIB = 16 * 1024;
 /** Prefixes a scan filter spells out in SQL; a filter with more passes them as one JSON array. */
 const MAX_SPELLED_PREFIXES = 8;
 
+/** The columns a row is read back with (see {@link toStoredEvent}). */
+const ROW_COLUMNS = 'ms, n, topic, type, data, private, id, also_topics, retry';
+
 /**
  * The queries resume reads run, each a seek and a bounded range (the tests
  * check their plans with `EXPLAIN QUERY PLAN`). Parameters are positions as
@@ -106,9 +125,13 @@ export const RESUME_QUERIES = {
   /** Unfiltered, first step: the next keys and the size of their data, which SQLite knows without reading it. */
   sizesAfter: 'SELECT ms, n, octet_length(data) AS bytes FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?',
   /** Unfiltered, second step: the rows of a range of keys. */
-  rowsThrough: 'SELECT ms, n, topic, type, data, private FROM events WHERE (ms, n) > (?, ?) AND (ms, n) <= (?, ?) ORDER BY ms, n',
+  rowsThrough: `SELECT ${ROW_COLUMNS} FROM events WHERE (ms, n) > (?, ?) AND (ms, n) <= (?, ?) ORDER BY ms, n`,
   /** One row by its key. */
-  row: 'SELECT ms, n, topic, type, data, private FROM events WHERE ms = ? AND n = ?',
+  row: `SELECT ${ROW_COLUMNS} FROM events WHERE ms = ? AND n = ?`,
+  /** The newest row carrying a chosen id (only rows with one are in the partial index). */
+  newestWithId: 'SELECT ms, n FROM events INDEXED BY events_by_id WHERE id = ? ORDER BY ms DESC, n DESC LIMIT 1',
+  /** The chosen id of one row (NULL: it carries the log's own). */
+  idAt: 'SELECT id FROM events WHERE ms = ? AND n = ?',
   /** The last key of a scan window (none when the window is not full). */
   windowEnd: 'SELECT ms, n FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT 1 OFFSET ?',
   // INDEXED BY: the plan must not depend on statistics (a key-order scan here would read every event of every topic).
@@ -118,6 +141,13 @@ export const RESUME_QUERIES = {
   firstTopicFrom: 'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic >= ? AND topic < ? ORDER BY topic LIMIT 1',
   /** The first stored topic in (after, to). */
   firstTopicAfter: 'SELECT topic FROM events INDEXED BY events_by_topic WHERE topic > ? AND topic < ? ORDER BY topic LIMIT 1',
+  /** As `keysOfTopic`, for the events that have the topic as an alternate. */
+  keysOfAlternate:
+    'SELECT ms, n FROM alternate_topics INDEXED BY alternate_topics_by_topic WHERE topic = ? AND (ms, n) > (?, ?) AND (ms, n) <= (?, ?) ORDER BY ms, n LIMIT ?',
+  /** As `firstTopicFrom`, among alternates. */
+  firstAlternateFrom: 'SELECT topic FROM alternate_topics INDEXED BY alternate_topics_by_topic WHERE topic >= ? AND topic < ? ORDER BY topic LIMIT 1',
+  /** As `firstTopicAfter`, among alternates. */
+  firstAlternateAfter: 'SELECT topic FROM alternate_topics INDEXED BY alternate_topics_by_topic WHERE topic > ? AND topic < ? ORDER BY topic LIMIT 1',
 } as const;
 
 /**
@@ -127,11 +157,27 @@ export const RESUME_QUERIES = {
  * or, past {@link MAX_SPELLED_PREFIXES}, as a JSON array too.
  */
 export function scanQuery(prefixes: number): string {
+  return `SELECT ms, n FROM (SELECT ms, n, topic FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?) WHERE ${topicCondition(prefixes)} ORDER BY ms, n LIMIT ?`;
+}
+
+/**
+ * The scan query's counterpart for alternates: the keys in a range (after a
+ * position, through another) of the events with an alternate passing the
+ * filter, each once. Parameters as {@link scanQuery}'s, the range's two ends
+ * in place of the window's size.
+ */
+export function alternatesScanQuery(prefixes: number): string {
+  // `+topic`: the range on the key, never the topic index (which would have to sort what it finds).
+  return `SELECT DISTINCT ms, n FROM alternate_topics WHERE (ms, n) > (?, ?) AND (ms, n) <= (?, ?) AND (${topicCondition(prefixes, '+topic')}) ORDER BY ms, n LIMIT ?`;
+}
+
+/** A topic passes a filter: the exact topics as one JSON array, then the prefixes (see {@link scanQuery}). */
+function topicCondition(prefixes: number, topic = 'topic'): string {
   const byPrefix =
     prefixes > MAX_SPELLED_PREFIXES
-      ? ' OR EXISTS (SELECT 1 FROM json_each(?) WHERE substr(topic, 1, length(value)) = value)'
-      : ' OR substr(topic, 1, ?) = ?'.repeat(prefixes);
-  return `SELECT ms, n FROM (SELECT ms, n, topic FROM events WHERE (ms, n) > (?, ?) ORDER BY ms, n LIMIT ?) WHERE topic IN (SELECT value FROM json_each(?))${byPrefix} ORDER BY ms, n LIMIT ?`;
+      ? ` OR EXISTS (SELECT 1 FROM json_each(?) WHERE substr(${topic}, 1, length(value)) = value)`
+      : ` OR substr(${topic}, 1, ?) = ?`.repeat(prefixes);
+  return `${topic} IN (SELECT value FROM json_each(?))${byPrefix}`;
 }
 
 /** Above every id: the open upper end of a range on (ms, n). */
@@ -171,6 +217,14 @@ export class SqliteEventLog implements EventLog {
   private readonly readInOneTransaction: (request: ReadRequest) => ReadPage;
   /** Scan queries by their number of prefixes (see {@link scanQuery}). */
   private readonly scanStatements = new Map<number, Database.Statement<unknown[], Key>>();
+  /** The same for alternates (see {@link alternatesScanQuery}). */
+  private readonly alternatesScanStatements = new Map<number, Database.Statement<unknown[], Key>>();
+  /**
+   * Whether any event was ever stored with alternates (set at open and by
+   * appends; trimming leaves it set): until then, filtered reads skip the
+   * alternates' index, and Herald's own events cost nothing extra.
+   */
+  private hasAlternates: boolean;
   private pending: PendingAppend[] = [];
   /** Reads waiting for their turn (see {@link READ_SLICE_MS}). */
   private readQueue: (() => void)[] = [];
@@ -197,14 +251,30 @@ export class SqliteEventLog implements EventLog {
       ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, ms INTEGER NOT NULL, n INTEGER NOT NULL) WITHOUT ROWID;
     `);
-    // Stores created before private events existed get the column; their events are all public.
+    // Stores created before private events existed get the column; their events are all public. Stores from before
+    // chosen ids, alternates and retry get theirs: their events carry the log's own ids, one topic, no retry.
     const columns = this.db.prepare<[], { name: string }>('SELECT name FROM pragma_table_info(\'events\')').all();
-    if (!columns.some((column) => column.name === 'private')) this.db.exec('ALTER TABLE events ADD COLUMN private INTEGER');
+    for (const [name, type] of [['private', 'INTEGER'], ['id', 'TEXT'], ['also_topics', 'TEXT'], ['retry', 'INTEGER']] as const) {
+      if (!columns.some((column) => column.name === name)) this.db.exec(`ALTER TABLE events ADD COLUMN ${name} ${type}`);
+    }
     // Filtered resume reads go through this index; a store from before it gets it built once, here.
     // (A WITHOUT ROWID table's index holds the primary key too: entries are (topic, ms, n).)
     this.db.exec('CREATE INDEX IF NOT EXISTS events_by_topic ON events (topic)');
+    // Resumes after a chosen id: only rows that have one are indexed, so the log's own events add nothing to it.
+    // Alternates: one row per (event, topic), keyed by the event first (trimming deletes a range of keys) and indexed by
+    // topic (entries (topic, ms, n), as events_by_topic's). A store from before them gets both empty: nothing to rebuild.
+    this.db.exec(`
+      CREATE INDEX IF NOT EXISTS events_by_id ON events (id) WHERE id IS NOT NULL;
+      CREATE TABLE IF NOT EXISTS alternate_topics (
+        ms INTEGER NOT NULL, n INTEGER NOT NULL, topic TEXT NOT NULL,
+        PRIMARY KEY (ms, n, topic)
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS alternate_topics_by_topic ON alternate_topics (topic);
+    `);
     this.statements = {
-      insert: this.db.prepare('INSERT INTO events (ms, n, topic, type, data, private) VALUES (?, ?, ?, ?, ?, ?)'),
+      insert: this.db.prepare('INSERT INTO events (ms, n, topic, type, data, private, id, also_topics, retry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      insertAlternate: this.db.prepare('INSERT OR IGNORE INTO alternate_topics (ms, n, topic) VALUES (?, ?, ?)'),
+      anyAlternate: this.db.prepare<[], { one: number }>('SELECT 1 AS one FROM alternate_topics LIMIT 1'),
       setMeta: this.db.prepare('INSERT INTO meta (key, ms, n) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET ms = excluded.ms, n = excluded.n'),
       getMeta: this.db.prepare<[string], { ms: number; n: number }>('SELECT ms, n FROM meta WHERE key = ?'),
       count: this.db.prepare<[], { size: number }>('SELECT count(*) AS size FROM events'),
@@ -215,16 +285,23 @@ export class SqliteEventLog implements EventLog {
       keysOfTopic: this.db.prepare<[string, number, number, number, number, number], Key>(RESUME_QUERIES.keysOfTopic),
       firstTopicFrom: this.db.prepare<[string, string], { topic: string }>(RESUME_QUERIES.firstTopicFrom),
       firstTopicAfter: this.db.prepare<[string, string], { topic: string }>(RESUME_QUERIES.firstTopicAfter),
+      newestWithId: this.db.prepare<[string], Key>(RESUME_QUERIES.newestWithId),
+      idAt: this.db.prepare<[number, number], { id: string | null }>(RESUME_QUERIES.idAt),
+      keysOfAlternate: this.db.prepare<[string, number, number, number, number, number], Key>(RESUME_QUERIES.keysOfAlternate),
+      firstAlternateFrom: this.db.prepare<[string, string], { topic: string }>(RESUME_QUERIES.firstAlternateFrom),
+      firstAlternateAfter: this.db.prepare<[string, string], { topic: string }>(RESUME_QUERIES.firstAlternateAfter),
       oldestN: this.db.prepare<[number], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1 OFFSET ?'),
-      first: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms, n LIMIT 1'),
-      last: this.db.prepare<[], { ms: number; n: number }>('SELECT ms, n FROM events ORDER BY ms DESC, n DESC LIMIT 1'),
+      first: this.db.prepare<[], Key & { id: string | null }>('SELECT ms, n, id FROM events ORDER BY ms, n LIMIT 1'),
+      last: this.db.prepare<[], Key & { id: string | null }>('SELECT ms, n, id FROM events ORDER BY ms DESC, n DESC LIMIT 1'),
       deleteThrough: this.db.prepare('DELETE FROM events WHERE (ms, n) <= (?, ?)'),
+      deleteAlternatesThrough: this.db.prepare('DELETE FROM alternate_topics WHERE (ms, n) <= (?, ?)'),
       lastBefore: this.db.prepare<[number, number], { ms: number; n: number }>(
         'SELECT ms, n FROM events WHERE (ms, n) < (?, ?) ORDER BY ms DESC, n DESC LIMIT 1',
       ),
     };
 
     this.readInOneTransaction = this.db.transaction((request: ReadRequest) => this.readPage(request));
+    this.hasAlternates = this.statements.anyAlternate.get() !== undefined;
 
     const storedHorizon = this.statements.getMeta.get('horizon');
     const storedNewest = this.statements.getMeta.get('newest');
@@ -254,7 +331,22 @@ export class SqliteEventLog implements EventLog {
     for (const { drafts } of appends) {
       for (const draft of drafts) {
         const key = keys[k++]!;
-        this.statements.insert.run(key.ms, key.seq, draft.topic ?? null, draft.event ?? null, draft.data, draft.private === true ? 1 : null);
+        const alternates = draft.alsoTopics !== undefined && draft.alsoTopics.length > 0 ? draft.alsoTopics : undefined;
+        this.statements.insert.run(
+          key.ms,
+          key.seq,
+          draft.topic ?? null,
+          draft.event ?? null,
+          draft.data,
+          draft.private === true ? 1 : null,
+          draft.id ?? null,
+          alternates === undefined ? null : JSON.stringify(alternates),
+          draft.retry ?? null,
+        );
+        if (alternates === undefined) continue;
+        // The canonical topic is in events_by_topic already; a topic listed twice is indexed once.
+        for (const topic of alternates) if (topic !== draft.topic) this.statements.insertAlternate.run(key.ms, key.seq, topic);
+        this.hasAlternates = true;
       }
     }
     this.saveMeta('newest', keys[keys.length - 1]!);
@@ -268,6 +360,8 @@ export class SqliteEventLog implements EventLog {
    */
   append(drafts: readonly EventDraft[]): Promise<readonly StoredEvent[]> {
     return new Promise((resolve, reject) => {
+      // Refused alone, before it joins a group: the other appends of the turn commit regardless.
+      checkDrafts(drafts);
       this.pending.push({ drafts, resolve, reject });
       if (this.pending.length === 1) setImmediate(this.commit);
     });
@@ -301,7 +395,7 @@ export class SqliteEventLog implements EventLog {
     const results = appends.map(({ drafts }) =>
       drafts.map((draft): StoredEvent => {
         const key = keys[k++]!;
-        const event: StoredEvent = { id: formatEventId(key), position: positionOf(key), time: key.ms, topic: draft.topic, event: draft.event, data: draft.data, ...privacy(draft) };
+        const event: StoredEvent = { id: draft.id ?? formatEventId(key), position: positionOf(key), time: key.ms, topic: draft.topic, event: draft.event, data: draft.data, ...extras(draft) };
         all.push(event);
         return event;
       }),
@@ -349,8 +443,8 @@ export class SqliteEventLog implements EventLog {
   private readPage(request: ReadRequest): ReadPage {
     let after: EventId | undefined;
     if ('id' in request.after) {
-      after = parseEventId(request.after.id);
-      if (after === undefined || compareEventIds(after, this.newest) > 0) return { status: 'unknown' };
+      after = this.startOf(request.after.id);
+      if (after === undefined) return { status: 'unknown' };
     } else {
       after = idOfPosition(request.after.cursor);
       if (after === undefined) throw new HeraldError('HERALD_ERR_INTERNAL', 'not a cursor of this store');
@@ -361,6 +455,25 @@ export class SqliteEventLog implements EventLog {
     const limit = Math.max(1, Math.floor(request.limit));
     const body = request.topics === undefined ? this.readEverything(from, limit, request.maxBytes) : this.readTopics(request.topics, from, limit, request.maxBytes);
     return { status: expired ? 'expired' : 'complete', ...body };
+  }
+
+  /**
+   * Where a read after a client's id starts (see `ReadStart`): the key of the
+   * newest retained row carrying it, else the place a log id names, else
+   * `undefined` (unknown).
+   */
+  private startOf(id: string): EventId | undefined {
+    const chosen = this.statements.newestWithId.get(id);
+    const key = parseEventId(id);
+    if (chosen !== undefined) {
+      const found = toId(chosen);
+      // The id also names a row of the log's own: that row carries it too, unless it has a chosen id instead.
+      if (key === undefined || compareEventIds(found, key) >= 0 || formatEventId(key) !== id) return found;
+      const there = this.statements.idAt.get(key.ms, key.seq);
+      if (there === undefined || there.id !== null) return found;
+    }
+    if (key === undefined || compareEventIds(key, this.newest) > 0) return undefined;
+    return key;
   }
 
   /** No filter: the sizes of the next rows, then the rows that fit the byte budget (at least one), in one range. */
@@ -402,32 +515,45 @@ export class SqliteEventLog implements EventLog {
   private topicsOf(filter: TopicFilter): Set<string> | undefined {
     const topics = new Set(filter.exact);
     if (topics.size > MAX_INDEXED_TOPICS) return undefined;
+    const lists = this.hasAlternates
+      ? [
+          [this.statements.firstTopicFrom, this.statements.firstTopicAfter],
+          [this.statements.firstAlternateFrom, this.statements.firstAlternateAfter],
+        ]
+      : [[this.statements.firstTopicFrom, this.statements.firstTopicAfter]];
     for (const prefix of filter.prefixes) {
       const end = prefixEnd(prefix);
       if (end === undefined) return undefined;
-      let found = this.statements.firstTopicFrom.get(prefix, end);
-      while (found !== undefined) {
-        topics.add(found.topic);
-        if (topics.size > MAX_INDEXED_TOPICS) return undefined;
-        found = this.statements.firstTopicAfter.get(found.topic, end);
+      for (const [firstFrom, firstAfter] of lists) {
+        let found = firstFrom!.get(prefix, end);
+        while (found !== undefined) {
+          topics.add(found.topic);
+          if (topics.size > MAX_INDEXED_TOPICS) return undefined;
+          found = firstAfter!.get(found.topic, end);
+        }
       }
     }
     return topics;
   }
 
   /**
-   * The first `limit` keys after `from` over all these topics, in key order:
-   * one index range query per topic, merged. Once `limit` keys are held, the
-   * next topics are only asked for keys before the last of them.
+   * The first `limit` keys after `from` over all these topics, in key order,
+   * each once: one index range query per topic (and one on the alternates,
+   * once there are any), merged. Once `limit` keys are held, the next topics
+   * are only asked for keys before the last of them.
    */
   private firstKeysOf(topics: ReadonlySet<string>, from: EventId, limit: number): Key[] {
     let merged: Key[] = [];
     let upTo = END_OF_IDS;
+    const queries = this.hasAlternates ? [this.statements.keysOfTopic, this.statements.keysOfAlternate] : [this.statements.keysOfTopic];
     for (const topic of topics) {
-      const keys = this.statements.keysOfTopic.all(topic, from.ms, from.seq, upTo.ms, upTo.seq, limit);
-      if (keys.length === 0) continue;
-      merged = mergeKeys(merged, keys, limit);
-      if (merged.length === limit) upTo = toId(merged[limit - 1]!);
+      for (const query of queries) {
+        const keys = query.all(topic, from.ms, from.seq, upTo.ms, upTo.seq, limit);
+        if (keys.length === 0) continue;
+        // An event may come twice: its canonical topic and an alternate, or two alternates, may both be wanted.
+        merged = mergeKeys(merged, keys, limit);
+        if (merged.length === limit) upTo = toId(merged[limit - 1]!);
+      }
     }
     return merged;
   }
@@ -456,18 +582,22 @@ export class SqliteEventLog implements EventLog {
    */
   private scanFiltered(filter: TopicFilter, from: EventId, wanted: number, maxBytes: number): PageBody {
     const prefixes = filter.prefixes.length;
-    let statement = this.scanStatements.get(prefixes);
-    if (statement === undefined) {
-      statement = this.db.prepare<unknown[], Key>(scanQuery(prefixes));
-      this.scanStatements.set(prefixes, statement);
+    const filterParameters = [
+      JSON.stringify(filter.exact),
+      ...(prefixes > MAX_SPELLED_PREFIXES ? [JSON.stringify(filter.prefixes)] : filter.prefixes.flatMap((prefix) => [Array.from(prefix).length, prefix])),
+    ];
+    let matches = prepared(this.db, this.scanStatements, prefixes, scanQuery).all(from.ms, from.seq, SCAN_ROWS, ...filterParameters, wanted);
+    // Where the page looked through: the last match if the page is full, else the window's last key (none: the window held everything after `from`).
+    const windowEnd = matches.length === wanted ? undefined : this.statements.windowEnd.get(from.ms, from.seq, SCAN_ROWS - 1);
+    if (this.hasAlternates) {
+      // The alternates of the same range: only keys up to where the topics' scan stopped can be in this page.
+      const through = matches.length === wanted ? toId(matches[wanted - 1]!) : windowEnd === undefined ? END_OF_IDS : toId(windowEnd);
+      const alternates = prepared(this.db, this.alternatesScanStatements, prefixes, alternatesScanQuery).all(from.ms, from.seq, through.ms, through.seq, ...filterParameters, wanted);
+      matches = mergeKeys(matches, alternates, wanted);
     }
-    const prefixParameters =
-      prefixes > MAX_SPELLED_PREFIXES ? [JSON.stringify(filter.prefixes)] : filter.prefixes.flatMap((prefix) => [Array.from(prefix).length, prefix]);
-    const matches = statement.all(from.ms, from.seq, SCAN_ROWS, JSON.stringify(filter.exact), ...prefixParameters, wanted);
     const page = this.rowsOf(matches, maxBytes);
     if (page.stoppedAt !== undefined) return { events: page.events, cursor: positionOf(page.stoppedAt), end: false };
     if (matches.length === wanted) return { events: page.events, cursor: positionOf(toId(matches[matches.length - 1]!)), end: false };
-    const windowEnd = this.statements.windowEnd.get(from.ms, from.seq, SCAN_ROWS - 1);
     if (windowEnd !== undefined) return { events: page.events, cursor: positionOf(toId(windowEnd)), end: false };
     // The window held everything after `from`.
     return { events: page.events, cursor: positionOf(this.newestFrom(from)), end: true };
@@ -484,6 +614,7 @@ export class SqliteEventLog implements EventLog {
   private dropThrough(id: EventId): void {
     this.db.transaction(() => {
       const deleted = this.statements.deleteThrough.run(id.ms, id.seq).changes;
+      if (this.hasAlternates) this.statements.deleteAlternatesThrough.run(id.ms, id.seq);
       this.size -= deleted;
       if (compareEventIds(id, this.horizon) > 0) {
         this.horizon = id;
@@ -515,8 +646,8 @@ export class SqliteEventLog implements EventLog {
     const last = this.statements.last.get();
     return {
       size: this.size,
-      oldestId: first === undefined ? undefined : formatEventId(toId(first)),
-      newestId: last === undefined ? undefined : formatEventId(toId(last)),
+      oldestId: first === undefined ? undefined : (first.id ?? formatEventId(toId(first))),
+      newestId: last === undefined ? undefined : (last.id ?? formatEventId(toId(last))),
     };
   }
 
@@ -546,16 +677,28 @@ export function prefixEnd(prefix: string): string | undefined {
   return undefined;
 }
 
-/** Two ascending key lists merged, the first `limit` kept. */
+/** Two ascending key lists merged, a key in both kept once, the first `limit` kept. */
 function mergeKeys(a: readonly Key[], b: readonly Key[], limit: number): Key[] {
   const merged: Key[] = [];
   let i = 0;
   let j = 0;
   while (merged.length < limit && (i < a.length || j < b.length)) {
-    if (j >= b.length || (i < a.length && (a[i]!.ms < b[j]!.ms || (a[i]!.ms === b[j]!.ms && a[i]!.n < b[j]!.n)))) merged.push(a[i++]!);
+    const order = i >= a.length ? 1 : j >= b.length ? -1 : a[i]!.ms - b[j]!.ms || a[i]!.n - b[j]!.n;
+    if (order <= 0) merged.push(a[i++]!);
     else merged.push(b[j++]!);
+    if (order === 0) j++;
   }
   return merged;
+}
+
+/** The statement for a query built for `prefixes` prefixes, prepared once. */
+function prepared(db: Database.Database, cache: Map<number, Database.Statement<unknown[], Key>>, prefixes: number, query: (prefixes: number) => string): Database.Statement<unknown[], Key> {
+  let statement = cache.get(prefixes);
+  if (statement === undefined) {
+    statement = db.prepare<unknown[], Key>(query(prefixes));
+    cache.set(prefixes, statement);
+  }
+  return statement;
 }
 
 function toId(row: { ms: number; n: number }): EventId {
@@ -565,12 +708,14 @@ function toId(row: { ms: number; n: number }): EventId {
 function toStoredEvent(row: Row): StoredEvent {
   const key = toId(row);
   return {
-    id: formatEventId(key),
+    id: row.id ?? formatEventId(key),
     position: positionOf(key),
     time: row.ms,
     topic: row.topic ?? undefined,
     event: row.type ?? undefined,
     data: row.data,
     ...(row.private === 1 ? { private: true } : {}),
+    ...(row.also_topics === null ? {} : { alsoTopics: JSON.parse(row.also_topics) as string[] }),
+    ...(row.retry === null ? {} : { retry: row.retry }),
   };
 }
