@@ -493,7 +493,7 @@ export class Hub {
 
 /** Every topic of an event: its topic and the alternates a Mercure publisher may add. */
 function topicsOf(event: StoredEvent): readonly string[] {
-  const also = (event as { readonly alsoTopics?: readonly string[] }).alsoTopics;
+  const also = event.alsoTopics;
   if (event.topic === undefined) return NO_TOPICS;
   return also === undefined || also.length === 0 ? [event.topic] : [event.topic, ...also];
 }
