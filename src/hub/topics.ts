@@ -12,6 +12,7 @@
  */
 
 import { HeraldError } from '../errors.js';
+import { segmentsMatch } from '../topics/herald.js';
 
 export const MAX_TOPIC_LENGTH = 1024;
 export const MAX_EVENT_TYPE_LENGTH = 256;
@@ -79,12 +80,5 @@ export function parseSelector(source: string): Selector {
 
 /** Whether `selector` matches the topic given by its segments. */
 export function selectorMatches(selector: Selector, topic: readonly string[]): boolean {
-  const pattern = selector.segments;
-  for (let i = 0; i < pattern.length; i++) {
-    const part = pattern[i];
-    if (part === '**') return topic.length > i;
-    if (i >= topic.length) return false;
-    if (part !== '*' && part !== topic[i]) return false;
-  }
-  return pattern.length === topic.length;
+  return segmentsMatch(selector.segments, topic);
 }
