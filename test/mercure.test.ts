@@ -11,7 +11,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { SignJWT } from 'jose';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { HeraldOptions } from '../src/index.js';
 import { SseTap, startHub, type RunningHub } from './support/helpers.js';
+import { redisSkip, startRedis } from './support/redis-server.js';
 
 const DEV_KEY = '!ChangeThisMercureHubJWTSecretKey!';
 const AUDIENCE = 'https://localhost/.well-known/mercure';
@@ -227,4 +232,76 @@ test('mercure: bad subscriptions are refused with 400 before a stream opens; oth
   assert.equal(put.headers.get('allow'), 'GET, POST');
   const badToken = await fetch(`${hub.url}/.well-known/mercure?topic=x`, { headers: { Authorization: 'Bearer not.a.token' } });
   assert.equal(badToken.status, 401);
+});
+
+test('mercure: last_event_id=earliest replays every retained update of the selectors, in order, private ones only to who may see them', async () => {
+  const topic = fresh('earliest');
+  const ids: string[] = [];
+  for (const [data, isPrivate] of [['one', false], ['hidden', true], ['two', false]] as const) {
+    const fields: [string, string][] = [['topic', topic], ['data', data]];
+    if (isPrivate) fields.push(['private', 'on']);
+    const answer = await publish(fields);
+    assert.equal(answer.status, 200, answer.text);
+    ids.push(answer.text);
+  }
+  const anonymous = await opened(await subscribe(`match=${encodeURIComponent(topic)}&last_event_id=earliest`));
+  assert.equal(anonymous.headers['mercure-last-event-id'], 'earliest');
+  const reader = await classic({ subscribe: [topic] });
+  const allowed = await opened(await subscribe(`topic=${encodeURIComponent(topic)}&lastEventID=earliest`, { Authorization: `Bearer ${reader}` }));
+  assert.equal(allowed.headers['last-event-id'], 'earliest');
+  const last = await publish([['topic', topic], ['data', 'live']]);
+  assert.deepEqual((await anonymous.untilId(last.text)).map((event) => event.data), ['one', 'two']);
+  assert.deepEqual((await allowed.untilId(last.text)).map((event) => event.data), ['one', 'hidden', 'two']);
+  assert.deepEqual((await allowed.untilId(last.text)).map((event) => event.id), ids);
+  for (const tap of [anonymous, allowed]) {
+    assert.ok(!tap.raw.includes('herald-resync'), 'no Herald notice on a Mercure stream');
+    tap.close();
+  }
+});
+
+/** Publishes through `on`, then resumes by the publisher's id on a hub started afresh over the same engine. */
+async function resumeAcrossRestart(options: HeraldOptions): Promise<void> {
+  const topic = fresh('durable');
+  const post = async (target: RunningHub, id: string): Promise<number> =>
+    (
+      await fetch(`${target.url}/.well-known/mercure`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${classicToken}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams([['topic', topic], ['id', id], ['data', id]]),
+      })
+    ).status;
+  const first = await startHub({ jwtKey: DEV_KEY, ...options });
+  try {
+    for (const id of ['urn:x:1', 'urn:x:2', 'urn:x:3']) assert.equal(await post(first, id), 200);
+  } finally {
+    await first.close();
+  }
+  const second = await startHub({ jwtKey: DEV_KEY, ...options });
+  try {
+    const tap = await SseTap.open(second.url, `/.well-known/mercure?topic=${encodeURIComponent(topic)}`, { 'Last-Event-ID': 'urn:x:1' });
+    assert.equal(tap.headers['last-event-id'], 'urn:x:1', 'the id is still placed after the restart');
+    assert.equal(await post(second, 'urn:x:4'), 200);
+    assert.deepEqual((await tap.untilId('urn:x:4')).map((event) => event.id), ['urn:x:2', 'urn:x:3']);
+    tap.close();
+  } finally {
+    await second.close();
+  }
+}
+
+test('mercure on --store: updates resume by their publisher ids after a restart', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-mercure-'));
+  try {
+    await resumeAcrossRestart({ store: join(dir, 'events.db') });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('mercure on --redis: updates resume by their publisher ids on a node started afresh', { skip: redisSkip }, async () => {
+  const redis = await startRedis();
+  try {
+    await resumeAcrossRestart({ redis: redis.url, redisPrefix: `mercure-${process.pid}` });
+  } finally {
+    await redis.stop();
+  }
 });

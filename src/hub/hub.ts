@@ -62,6 +62,12 @@ export interface SubscribeRequest {
    * reach anyone whose selectors match). Default `every-event`.
    */
   readonly scopeLimits?: 'every-event' | 'private-events' | undefined;
+  /**
+   * Whether a replay that cannot fill the gap says so with a `herald-resync`
+   * event (Herald's API). Mercure clients know no such event: a front end
+   * for them turns it off. Default `true`.
+   */
+  readonly resyncNotices?: boolean | undefined;
   /** When the token expires (ms since the epoch): the stream ends then. */
   readonly expiresAt?: number | undefined;
   /** The client's address, for logs and the dashboard. */
@@ -267,7 +273,7 @@ export class Hub {
     this.writeNow(subscriber, this.hello);
     for (const observer of this.observers) observer.connected?.(subscriber);
     if (request.lastEventId === undefined) this.goLive(subscriber, undefined);
-    else void this.replay(subscriber, request.lastEventId);
+    else void this.replay(subscriber, request.lastEventId, request.resyncNotices ?? true);
     return subscriber;
   }
 
@@ -294,9 +300,9 @@ export class Hub {
    * replay already covered. A page that says events were lost (trimmed
    * before the replay reached them) is announced with `herald-resync`.
    */
-  private async replay(subscriber: Subscriber, lastEventId: string): Promise<void> {
+  private async replay(subscriber: Subscriber, lastEventId: string, notices: boolean): Promise<void> {
     const notice = (reason: 'expired' | 'unknown'): void => {
-      this.writeNow(subscriber, frameEvent({ event: RESYNC_EVENT, data: JSON.stringify({ reason, lastEventId: lastEventId.slice(0, 256) }) }));
+      if (notices) this.writeNow(subscriber, frameEvent({ event: RESYNC_EVENT, data: JSON.stringify({ reason, lastEventId: lastEventId.slice(0, 256) }) }));
     };
     const request: Omit<ReadRequest, 'after'> = { topics: sourceFilterOf(subscriber.selectors), limit: REPLAY_PAGE_EVENTS, maxBytes: REPLAY_PAGE_BYTES };
     try {

@@ -58,6 +58,14 @@ export interface MercureRequest {
 }
 
 const FORM = /^application\/x-www-form-urlencoded\s*(?:;|$)/i;
+/**
+ * What `earliest` resumes after: an id of the log's own format older than
+ * any event, so the log replays everything it retains (as an `expired`
+ * read, whose notice Mercure streams do not get).
+ */
+const BEFORE_EVERYTHING = '0-0';
+/** The reserved resume value: the whole retained history (SPEC). */
+const EARLIEST = 'earliest';
 /** Where the hub URL cannot be told from the request (no `Host`): resolves relative selectors all the same. */
 const FALLBACK_ORIGIN = 'http://localhost';
 
@@ -128,13 +136,16 @@ export class MercureFrontEnd {
     // id the hub cannot place gets no history, and the header says so).
     let resumeAfter: string | undefined;
     let resumedFrom: string | undefined;
-    if (subscription.lastEventId !== undefined) {
+    if (subscription.lastEventId === EARLIEST) {
+      resumeAfter = BEFORE_EVERYTHING;
+      resumedFrom = EARLIEST;
+    } else if (subscription.lastEventId !== undefined) {
       const page = await this.hub.log.read({ after: { id: subscription.lastEventId }, limit: 1, maxBytes: 1 });
       if (page.status === 'complete') {
         resumeAfter = subscription.lastEventId;
         resumedFrom = subscription.lastEventId;
       } else {
-        resumedFrom = 'earliest';
+        resumedFrom = EARLIEST;
       }
     }
     if (isGone()) return undefined;
@@ -149,6 +160,7 @@ export class MercureFrontEnd {
         lastEventId: resumeAfter,
         scope,
         scopeLimits: 'private-events',
+        resyncNotices: false,
         expiresAt: grant?.expiresAt,
         client: exchange.remoteAddress,
         requestId: request.requestId,
