@@ -125,7 +125,12 @@ export class Herald {
       routes,
       logger,
       retry: options.retry,
-      mercure: { tokens: mercureTokens, maxTopics: options.maxTopics, secure: this.tls !== undefined },
+      mercure: {
+        tokens: mercureTokens,
+        maxTopics: options.maxTopics,
+        secure: this.tls !== undefined,
+        trustedOrigins: (parseOrigins(options.corsOrigin ?? '') ?? []).filter((origin) => origin !== '*'),
+      },
     });
     this.handler = this.http.handle;
     this.fetch = this.http.fetch;

@@ -305,3 +305,28 @@ test('mercure on --redis: updates resume by their publisher ids on a node starte
     await redis.stop();
   }
 });
+
+test('mercure: a publish authorized by a cookie must come from the hub own origin or a listed one (cross-site request forgery)', async () => {
+  const topic = fresh('cookie');
+  const tap = await opened(await subscribe(`topic=${encodeURIComponent(topic)}`));
+  const viaCookie = (headers: Record<string, string>): Promise<Answer> =>
+    publish([['topic', topic], ['data', 'by cookie']], null, { Cookie: `mercureAuthorization=${classicToken}`, ...headers });
+  const noOrigin = await viaCookie({});
+  assert.equal(noOrigin.status, 403);
+  assert.match(JSON.parse(noOrigin.text).error.message, /Origin or Referer/);
+  const foreign = await viaCookie({ Origin: 'https://evil.example' });
+  assert.equal(foreign.status, 403);
+  assert.match(JSON.parse(foreign.text).error.message, /evil\.example/);
+  const foreignReferer = await viaCookie({ Referer: 'https://evil.example/page' });
+  assert.equal(foreignReferer.status, 403);
+  const own = await viaCookie({ Origin: new URL(hub.url).origin });
+  assert.equal(own.status, 200, own.text);
+  const ownReferer = await viaCookie({ Referer: `${hub.url}/some/page` });
+  assert.equal(ownReferer.status, 200, ownReferer.text);
+  // The Authorization header is not sent by a browser on its own: no origin needed.
+  const header = await publish([['topic', topic], ['data', 'by header']], classicToken, { Origin: 'https://evil.example' });
+  assert.equal(header.status, 200);
+  const events = await tap.untilId(header.text);
+  assert.deepEqual(events.map((event) => event.id), [own.text, ownReferer.text], 'only the two allowed cookie publishes arrived');
+  tap.close();
+});

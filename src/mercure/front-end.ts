@@ -45,6 +45,8 @@ export interface MercureSettings {
   readonly basePath: string | undefined;
   /** Whether the hub is served over TLS: part of the hub URL tokens are issued for. */
   readonly secure: boolean;
+  /** Origins listed in `--cors-origin` (not `*`): pages there may publish with a cookie. */
+  readonly trustedOrigins: readonly string[];
   readonly rate: PublishRateLimiter;
   readonly addresses: AddressLimit;
 }
@@ -116,7 +118,35 @@ export class MercureFrontEnd {
     if (!hasMercureKey(this.settings.tokens, role)) return undefined;
     const found = readMercureToken(exchange);
     if (found === undefined) return undefined;
+    // A browser sends cookies with any page's form post: a cookie may publish only from a page the hub trusts.
+    if (role === 'publish' && found.source === 'cookie') this.checkCookieOrigin(exchange, hubUrl);
     return verifyMercureToken(found.token, role, this.settings.tokens, hubUrl);
+  }
+
+  /**
+   * The cross-site request forgery check (SPEC: a publish authorized by a
+   * cookie): its `Origin`, else its `Referer`'s origin, is the hub's own or
+   * one listed in `--cors-origin`. `*` there does not count: it opens reads
+   * to every page, and must not let every page publish with a visitor's cookie.
+   * @throws HeraldError `HERALD_ERR_FORBIDDEN`
+   */
+  private checkCookieOrigin(exchange: HttpExchange, hubUrl: string): void {
+    let origin = exchange.header('origin');
+    if (origin === undefined) {
+      const referer = exchange.header('referer');
+      try {
+        origin = referer === undefined ? undefined : new URL(referer).origin;
+      } catch {
+        origin = undefined;
+      }
+    }
+    if (origin !== undefined && (origin === new URL(hubUrl).origin || this.settings.trustedOrigins.includes(origin))) return;
+    throw new HeraldError(
+      'HERALD_ERR_FORBIDDEN',
+      origin === undefined
+        ? 'a publish authorized by a cookie must say where it comes from (Origin or Referer)'
+        : `a publish authorized by a cookie from origin ${JSON.stringify(origin.slice(0, 200))} is refused; list the origin in --cors-origin, or send the token in Authorization`,
+    );
   }
 
   /**
