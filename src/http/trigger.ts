@@ -94,7 +94,7 @@ async function readDrafts(exchange: HttpExchange, type: MediaType, limits: Trigg
   return parseJsonBody(body);
 }
 
-function rateLimited(wait: number, events: number): HeraldError {
+export function rateLimited(wait: number, events: number): HeraldError {
   return Number.isFinite(wait)
     ? new HeraldError('HERALD_ERR_RATE_LIMITED', `this address publishes more than --publish-rate allows; retry in ${wait} s`, { retryAfter: wait })
     : new HeraldError('HERALD_ERR_RATE_LIMITED', `a batch of ${events} events is larger than --publish-burst allows; split it`);

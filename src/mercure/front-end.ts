@@ -20,6 +20,7 @@ import type { AddressLimit } from '../http/address-limit.js';
 import type { PublishRateLimiter } from '../http/rate-limit.js';
 import { isLoopbackClient } from '../http/access.js';
 import { streamHead } from '../http/stream-head.js';
+import { decodeUtf8, rateLimited } from '../http/trigger.js';
 import { parseSubscription, parseUpdate } from './requests.js';
 import {
   anyMatcherMatches,
@@ -225,12 +226,12 @@ export class MercureFrontEnd {
     }
     const client = exchange.remoteAddress ?? '';
     const wait = this.settings.rate.peek(client);
-    if (wait > 0) throw new HeraldError('HERALD_ERR_RATE_LIMITED', `this address publishes more than --publish-rate allows; retry in ${wait} s`, { retryAfter: wait });
+    if (wait > 0) throw rateLimited(wait, 1);
 
     const body = await exchange.readBody(this.settings.maxBody, this.settings.bodyTimeout);
-    const update = parseUpdate(new URLSearchParams(decodeForm(body)), hubUrl);
+    const update = parseUpdate(new URLSearchParams(decodeUtf8(body)), hubUrl);
     const taken = this.settings.rate.take(client, 1);
-    if (taken > 0) throw new HeraldError('HERALD_ERR_RATE_LIMITED', `this address publishes more than --publish-rate allows; retry in ${taken} s`, { retryAfter: taken });
+    if (taken > 0) throw rateLimited(taken, 1);
     if (grant !== undefined) {
       const engines = enginesFor(hubUrl);
       for (const topic of update.topics) {
@@ -252,15 +253,5 @@ export class MercureFrontEnd {
     };
     const [published] = await this.hub.append([draft]);
     return published!.id;
-  }
-}
-
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-
-function decodeForm(body: Uint8Array): string {
-  try {
-    return UTF8.decode(body);
-  } catch {
-    throw new HeraldError('HERALD_ERR_INVALID_UTF8', 'the form is not valid UTF-8');
   }
 }

@@ -114,13 +114,18 @@ export class HeraldTrie<T> {
 
   /** Nodes in the trie, the root included (for tests: pruning leaves no garbage). */
   nodeCount(): number {
-    let n = 0;
-    const stack = [this.root];
-    while (stack.length > 0) {
-      const node = stack.pop()!;
-      n++;
-      for (const child of node.children.values()) stack.push(child);
-    }
-    return n;
+    return countNodes(this.root);
   }
+}
+
+/** Nodes of a trie whose nodes keep their children in a map, the root included (for tests: pruning leaves no garbage). */
+export function countNodes(root: { readonly children: ReadonlyMap<unknown, unknown> }): number {
+  let n = 0;
+  const stack = [root];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    n++;
+    for (const child of node.children.values()) stack.push(child as typeof root);
+  }
+  return n;
 }

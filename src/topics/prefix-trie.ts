@@ -10,6 +10,8 @@
  * branch or end: at most two nodes per key.
  */
 
+import { countNodes } from './herald.js';
+
 interface TrieNode<V> {
   /** The characters on the edge from the parent to this node. */
   label: string;
@@ -137,13 +139,6 @@ export class PrefixTrie<V> {
 
   /** Nodes in the trie, the root included (for tests: pruning leaves no garbage). */
   nodeCount(): number {
-    let n = 0;
-    const stack = [this.root];
-    while (stack.length > 0) {
-      const node = stack.pop()!;
-      n++;
-      for (const child of node.children.values()) stack.push(child);
-    }
-    return n;
+    return countNodes(this.root);
   }
 }
