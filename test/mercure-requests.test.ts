@@ -36,7 +36,7 @@ test('mercure subscription: classic topic= selectors become any, template or exa
   assert.equal(subscription.lastEventId, undefined);
 });
 
-test('mercure subscription: draft-08 match, match_exact and match_urlpattern; a mix is answered as draft-08', () => {
+test('mercure subscription: draft-08 match, matchExact / match_exact and matchURLPattern / match_urlpattern; a mix is answered as draft-08', () => {
   const subscription = parseSubscription(new URLSearchParams('match=a&match_exact=b&match_urlpattern=https://e.com/:id&match_urlpattern=*'), undefined, 10);
   assert.equal(subscription.generation, 'draft-08');
   assert.deepEqual(subscription.matchers, [
@@ -45,13 +45,20 @@ test('mercure subscription: draft-08 match, match_exact and match_urlpattern; a 
     { kind: 'url-pattern', source: 'https://e.com/:id' },
     { kind: 'any', source: '*' },
   ]);
+  // The current text's spellings name the same types.
+  const current = parseSubscription(new URLSearchParams('matchExact=b&matchURLPattern=https://e.com/:id'), undefined, 10);
+  assert.equal(current.generation, 'draft-08');
+  assert.deepEqual(current.matchers, [
+    { kind: 'exact', source: 'b' },
+    { kind: 'url-pattern', source: 'https://e.com/:id' },
+  ]);
   const mixed = parseSubscription(new URLSearchParams('topic=a&match=b'), undefined, 10);
   assert.equal(mixed.generation, 'draft-08');
   assert.deepEqual(mixed.matchers.map((m) => m.source), ['a', 'b']);
 });
 
 test('mercure subscription: the match prefix is reserved, and selectors must be present, non-empty, clean and few', () => {
-  for (const name of ['matchURLPattern', 'Match', 'match_regexp', 'MATCH_EXACT']) {
+  for (const name of ['matchurlpattern', 'MatchExact', 'Match', 'match_regexp', 'MATCH_EXACT']) {
     const { code, message } = refusal(() => parseSubscription(new URLSearchParams([[name, 'x']]), undefined, 10));
     assert.equal(code, 'HERALD_ERR_INVALID_SELECTOR', name);
     assert.match(message, /unknown matcher parameter/);

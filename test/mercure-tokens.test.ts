@@ -452,7 +452,7 @@ describe('authorization_details', () => {
     assert.equal(grant.subscribeEntries.length, 1);
   });
 
-  test('matcher kinds: * is any whatever the type; exact by default; urlpattern checked by the validator with the hub URL', async () => {
+  test('matcher kinds: * is any whatever the type; exact by default; urlpattern (matchType URLPattern) checked by the validator with the hub URL', async () => {
     const validate = recordingValidator();
     const settings = settingsFor({ validateUrlPattern: validate });
     const grant = await verified(
@@ -465,16 +465,19 @@ describe('authorization_details', () => {
             { match: 'https://example.com/b', match_type: 'exact' },
             { match: 'https://example.com/books/:id', match_type: 'urlpattern' },
             { match: '/.well-known/mercure/subscriptions/:type/:match/:subscriber', match_type: 'urlpattern' },
+            { match: 'https://example.com/c', matchType: 'Exact' },
+            { match: 'https://example.com/authors/:id', matchType: 'URLPattern' },
           ]),
         ],
       }),
       settings,
       'subscribe',
     );
-    assert.deepEqual(grant.subscribe.map((matcher) => matcher.kind), ['any', 'any', 'exact', 'exact', 'url-pattern', 'url-pattern']);
+    assert.deepEqual(grant.subscribe.map((matcher) => matcher.kind), ['any', 'any', 'exact', 'exact', 'url-pattern', 'url-pattern', 'exact', 'url-pattern']);
     assert.deepEqual(validate.calls, [
       ['https://example.com/books/:id', HUB],
       ['/.well-known/mercure/subscriptions/:type/:match/:subscriber', HUB],
+      ['https://example.com/authors/:id', HUB],
     ]);
   });
 
@@ -507,6 +510,8 @@ describe('authorization_details', () => {
       [detail(['publish'], [{ match: 5 }]), /\.match must be a non-empty string/],
       [detail(['publish'], [{ match: 'a', match_type: 'URLPattern' }]), /match_type must be "exact" or "urlpattern"/],
       [detail(['publish'], [{ match: 'a', match_type: null }]), /match_type must be/],
+      [detail(['publish'], [{ match: 'a', matchType: 'urlpattern' }]), /matchType must be "Exact" or "URLPattern"/],
+      [detail(['publish'], [{ match: 'a', matchType: 'URLPattern', match_type: 'exact' }]), /two different matcher types/],
       [detail(['publish'], [{ match: 'bell\u0007' }]), /control or format character/],
       [detail(['publish'], [{ match: 'c1\u0085' }]), /control or format character/],
       [detail(['publish'], [{ match: 'zero\u200bwidth' }]), /control or format character/],

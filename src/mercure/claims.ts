@@ -131,16 +131,23 @@ export interface DetailContext {
   readonly hubUrl: string;
 }
 
-/** One `{match, match_type?}` object of a detail's `topics` (SPEC-08 "Topic Matcher List"). */
+/**
+ * One topic matcher object of a detail's `topics` (SPEC-08 "Topic Matcher List"). The draft's texts spell the
+ * type two ways, both taken: `matchType` (`Exact` | `URLPattern`, the current text) and `match_type`
+ * (`exact` | `urlpattern`, earlier revisions). Each is case-sensitive, default exact; any other value is an
+ * error, not a guess, and so are both members naming different types.
+ */
 function detailMatcher(value: unknown, where: string, context: DetailContext, invalid: ClaimFailure): TopicMatcher {
-  if (!isPlainObject(value)) invalid(`${where} must be an object: {"match": "...", "match_type": "exact" | "urlpattern"}`);
+  if (!isPlainObject(value)) invalid(`${where} must be an object: {"match": "...", "matchType": "Exact" | "URLPattern"}`);
   const { match } = value;
-  const matchType = value.match_type;
   if (typeof match !== 'string' || match === '') invalid(`${where}.match must be a non-empty string`);
-  // Case-sensitive, default exact; any other value (the transitional "URLPattern" included) is an error, not a guess.
-  if (matchType !== undefined && matchType !== 'exact' && matchType !== 'urlpattern') {
-    invalid(`${where}.match_type must be "exact" or "urlpattern"`);
-  }
+  const current = value.matchType;
+  const earlier = value.match_type;
+  if (current !== undefined && current !== 'Exact' && current !== 'URLPattern') invalid(`${where}.matchType must be "Exact" or "URLPattern"`);
+  if (earlier !== undefined && earlier !== 'exact' && earlier !== 'urlpattern') invalid(`${where}.match_type must be "exact" or "urlpattern"`);
+  const fromCurrent = current === undefined ? undefined : current === 'URLPattern' ? 'urlpattern' : 'exact';
+  if (fromCurrent !== undefined && earlier !== undefined && fromCurrent !== earlier) invalid(`${where} names two different matcher types`);
+  const matchType = fromCurrent ?? earlier;
   if (byteLength(match) > context.limits.maxMatcherBytes) invalid(`${where}.match is longer than ${context.limits.maxMatcherBytes} bytes`);
   if (!isMatcherText(match)) invalid(`${where}.match holds a control or format character`);
   // SPEC-08 "Matcher Types": `*` is recognised before the type is resolved.

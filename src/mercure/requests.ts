@@ -5,9 +5,11 @@
  *
  * - classic: `topic=` selectors (`*`, an RFC 6570 template when it holds `{`,
  *   else an exact string), `lastEventID`;
- * - draft-08: `match=` / `match_exact=` (exact) and `match_urlpattern=`
- *   (WHATWG URL Pattern), `last_event_id`, and the whole `match` prefix
- *   reserved for matcher types to come.
+ * - draft-08: `match=` / `matchExact=` (exact) and `matchURLPattern=`
+ *   (WHATWG URL Pattern), as the current text spells them, and
+ *   `match_exact=` / `match_urlpattern=` of earlier revisions;
+ *   `last_event_id`, and the whole `match` prefix reserved for matcher
+ *   types to come.
  *
  * A request holding both kinds gets the union of its selectors and is
  * answered as draft-08 (the newer header names).
@@ -23,8 +25,9 @@ export const MAX_UPDATE_ID_BYTES = 1024;
 /** Where the hub's own resources live; publishers may not publish to topics under it (they could forge subscription events). */
 export const RESERVED_PATH = '/.well-known/mercure';
 
-const EXACT_PARAMETERS = new Set(['match', 'match_exact']);
-const PATTERN_PARAMETER = 'match_urlpattern';
+/** Each matcher type's parameters: the current text's (`matchExact`, `matchURLPattern`, case-sensitive) and earlier revisions'. */
+const EXACT_PARAMETERS = new Set(['match', 'matchExact', 'match_exact']);
+const PATTERN_PARAMETERS = new Set(['matchURLPattern', 'match_urlpattern']);
 /**
  * C0 and C1 controls, DEL, and format characters (Unicode `Cf`, e.g. zero
  * width joiners and bidi overrides): text that looks like one topic but is
@@ -89,12 +92,12 @@ export function parseSubscription(query: URLSearchParams, lastEventIdHeader: str
     if (name === 'topic') {
       classic = true;
       matcher = { kind: value === '*' ? 'any' : value.includes('{') ? 'uri-template' : 'exact', source: value };
-    } else if (EXACT_PARAMETERS.has(name) || name === PATTERN_PARAMETER) {
+    } else if (EXACT_PARAMETERS.has(name) || PATTERN_PARAMETERS.has(name)) {
       draft08 = true;
-      matcher = { kind: value === '*' ? 'any' : name === PATTERN_PARAMETER ? 'url-pattern' : 'exact', source: value };
+      matcher = { kind: value === '*' ? 'any' : PATTERN_PARAMETERS.has(name) ? 'url-pattern' : 'exact', source: value };
     } else if (name.toLowerCase().startsWith('match')) {
       // The prefix is reserved for matcher types: guessing what an unknown one means could leak updates.
-      throw new HeraldError('HERALD_ERR_INVALID_SELECTOR', `unknown matcher parameter ${quote(name)}; use match, match_exact, match_urlpattern or topic`);
+      throw new HeraldError('HERALD_ERR_INVALID_SELECTOR', `unknown matcher parameter ${quote(name)}; use match, matchExact, matchURLPattern (or match_exact, match_urlpattern) or topic`);
     } else {
       continue;
     }
