@@ -49,6 +49,30 @@ export interface RunMetrics {
   readonly serverCpuLoad?: number;
   /** The same for the load generator (its workers and the publisher); near 1, the client limits the figures. */
   readonly clientCpuLoad?: number;
+  /** Subscribers whose selectors match nothing published ({@link Endpoint.bystanders}) that stayed connected... */
+  readonly bystanders?: number;
+  /** ...and the events they received over the whole run, warm-up included: 0 unless the server delivers to selectors that do not match. */
+  readonly bystanderEvents?: number;
+}
+
+/**
+ * Another way into the same server than its default subscribe and publish
+ * requests: Mercure's endpoint on Herald, say, or `/events` with other
+ * selectors. The measured subscribers all send `subscribeRequest` and must
+ * receive every event published to `topic`.
+ */
+export interface Endpoint {
+  /** The topic every event is published to. */
+  readonly topic: string;
+  /** The raw HTTP request of each measured subscriber. */
+  subscribeRequest(server: ServerUnderTest): string;
+  publishRequest: ServerUnderTest['publishRequest'];
+  /**
+   * Raw requests of more subscribers, one each, whose selectors match no
+   * event published to `topic`: they load the server's index, and must
+   * receive nothing. Opened before the measured subscribers; fanout only.
+   */
+  bystanders?(server: ServerUnderTest): readonly string[];
 }
 
 export interface RunSettings {
@@ -61,6 +85,8 @@ export interface RunSettings {
   readonly companionPids?: () => readonly number[];
   /** Connections per generator process. */
   readonly perWorker?: number;
+  /** Subscribe and publish through this endpoint instead of the server's default ones. */
+  readonly endpoint?: Endpoint;
 }
 
 const WORKER = fileURLToPath(new URL('./subscriber-worker.js', import.meta.url));
@@ -122,10 +148,14 @@ export class LoadGenerator {
     });
   }
 
-  /** Opens `total` subscribers spread over the workers; resolves when every one has its response headers or failed. */
-  async connect(server: ServerUnderTest, total: number, concurrency: number): Promise<{ connected: number; failed: number; seconds: number; firstError?: string }> {
+  /**
+   * Opens `total` subscribers spread over the workers; resolves when every one has its response headers or failed.
+   * With `requests` (one per subscriber, `total` of them), each sends its own; else all send `server.subscribeRequest`.
+   */
+  async connect(server: ServerUnderTest, total: number, concurrency: number, requests?: readonly string[]): Promise<{ connected: number; failed: number; seconds: number; firstError?: string }> {
     const started = performance.now();
     const shares = this.workers.map((_, i) => Math.floor(total / this.workers.length) + (i < total % this.workers.length ? 1 : 0));
+    const firsts = shares.map((_, i) => shares.slice(0, i).reduce((n, share) => n + share, 0));
     const reports = await Promise.all(
       this.workers.map((worker, i) => {
         const command: ConnectCommand = {
@@ -133,6 +163,7 @@ export class LoadGenerator {
           host: server.host,
           port: server.port,
           request: server.subscribeRequest(TOPIC),
+          ...(requests === undefined ? {} : { requests: requests.slice(firsts[i]!, firsts[i]! + shares[i]!) }),
           count: shares[i]!,
           localAddresses: [`${this.subnet}.${i}.10`],
           concurrency,
@@ -207,8 +238,16 @@ function latencyOf(samples: number[]): Latency | undefined {
 export async function runScenario(name: ServerName, scenario: Scenario, settings: RunSettings): Promise<RunMetrics> {
   const port = await freePort();
   const started = await startServer(name, { port, cpu: settings.serverCpu, ...(settings.heraldArgs ? { heraldArgs: settings.heraldArgs } : {}) });
-  const server = { ...started, pids: () => [...started.pids(), ...(settings.companionPids?.() ?? [])] };
+  const { endpoint } = settings;
+  const topic = endpoint?.topic ?? TOPIC;
+  const server: ServerUnderTest = {
+    ...started,
+    ...(endpoint === undefined ? {} : { subscribeRequest: () => endpoint.subscribeRequest(started), publishRequest: endpoint.publishRequest }),
+    pids: () => [...started.pids(), ...(settings.companionPids?.() ?? [])],
+  };
   const generator = await LoadGenerator.start(scenario.subscribers, settings.perWorker);
+  const bystanderRequests = scenario.kind === 'fanout' ? (endpoint?.bystanders?.(started) ?? []) : [];
+  const bystanders = bystanderRequests.length > 0 ? await LoadGenerator.start(bystanderRequests.length, settings.perWorker) : undefined;
   try {
     if (scenario.kind === 'idle') {
       await sleep(1000);
@@ -224,12 +263,14 @@ export async function runScenario(name: ServerName, scenario: Scenario, settings
       };
     }
 
+    const quiet = bystanders === undefined ? undefined : await bystanders.connect(server, bystanderRequests.length, 200, bystanderRequests);
+    if (quiet !== undefined && quiet.failed > 0) process.stderr.write(`  ${name}: ${quiet.failed} bystander connections failed (${quiet.firstError})\n`);
     const opened = await generator.connect(server, scenario.subscribers, scenario.kind === 'storm' ? 1000 : 200);
     const connection = { connected: opened.connected, failedConnections: opened.failed, connectSeconds: opened.seconds };
     if (opened.failed > 0) process.stderr.write(`  ${name}: ${opened.failed} connections failed (${opened.firstError})\n`);
     if (scenario.kind === 'storm') return connection;
 
-    const publisher = new Publisher(server, TOPIC, scenario.kind === 'publish' ? 32 : 8);
+    const publisher = new Publisher(server, topic, scenario.kind === 'publish' ? 32 : 8);
     try {
       if (scenario.kind === 'fanout') {
         // Warm up (JIT, buffers), then measure from a clean count.
@@ -239,7 +280,8 @@ export async function runScenario(name: ServerName, scenario: Scenario, settings
         await sleep(100);
         const startPublished = publisher.published;
         const serverCpu0 = cpuOf(server.pids());
-        const clientCpu0 = cpuOf(generator.pids()) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
+        const clientPids = (): number[] => [...generator.pids(), ...(bystanders?.pids() ?? [])];
+        const clientCpu0 = cpuOf(clientPids()) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
         const started = performance.now();
         await publisher.atRate(scenario.rate!, settings.durationMs);
         const published = publisher.published - startPublished;
@@ -247,8 +289,9 @@ export async function runScenario(name: ServerName, scenario: Scenario, settings
         const counts = await settle(generator, expected);
         const wall = (performance.now() - started) / 1000;
         const serverCpu = cpuOf(server.pids()) - serverCpu0;
-        const clientCpu = cpuOf(generator.pids()) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 - clientCpu0;
+        const clientCpu = cpuOf(clientPids()) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 - clientCpu0;
         const latency = latencyOf(counts.latencies);
+        const bystanderCounts = await bystanders?.counts();
         return {
           ...connection,
           published,
@@ -259,6 +302,7 @@ export async function runScenario(name: ServerName, scenario: Scenario, settings
           ...(latency ? { latencyMs: latency } : {}),
           serverCpuLoad: serverCpu / wall,
           clientCpuLoad: clientCpu / wall,
+          ...(bystanderCounts === undefined ? {} : { bystanders: bystanderCounts.open, bystanderEvents: bystanderCounts.events }),
         };
       }
       // publish: as fast as the server acknowledges, with subscribers receiving.
@@ -289,6 +333,7 @@ export async function runScenario(name: ServerName, scenario: Scenario, settings
     }
   } finally {
     await generator.close();
+    await bystanders?.close();
     await server.stop();
   }
 }

@@ -33,7 +33,8 @@ export const SCENARIOS: readonly Scenario[] = [
   { id: 'publish-batch', title: 'publish, batches of 50 (100 subscribers)', kind: 'publish', subscribers: 100, batch: 50 },
 ];
 
-interface Metric {
+/** One row of the table: a figure read from each run. */
+export interface Metric {
   readonly label: string;
   readonly read: (run: RunMetrics) => number | undefined;
   readonly digits: number;
@@ -85,8 +86,9 @@ function cell(values: readonly number[], digits: number): string {
  * The report as a Markdown table: each figure as median (min–max), then ratios.
  * Ratios compare the first column with each other one (Herald/peer), or, with
  * `baseline`, every other column with that one (e.g. sqlite/memory).
+ * `metrics` replaces the rows each kind of scenario has by default.
  */
-export function markdownTable(report: BenchReport, baseline?: string): string {
+export function markdownTable(report: BenchReport, baseline?: string, metrics?: readonly Metric[]): string {
   const pairs: [string, string][] =
     baseline === undefined
       ? report.servers.slice(1).map((peer) => [report.servers[0]!, peer])
@@ -94,7 +96,7 @@ export function markdownTable(report: BenchReport, baseline?: string): string {
   const header = ['scenario', 'metric', ...report.servers, ...pairs.map(([a, b]) => `${a}/${b}`)];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
   for (const { scenario, runs } of report.results) {
-    for (const metric of METRICS[scenario.kind]) {
+    for (const metric of metrics ?? METRICS[scenario.kind]) {
       const values = (column: string): number[] => (runs[column] ?? []).map((run) => metric.read(run) ?? Number.NaN);
       const cells = report.servers.map((server) => cell(values(server), metric.digits));
       const ratios = pairs.map(([a, b]) => {

@@ -87,11 +87,13 @@ async function stopTree(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-function sseGet(path: string, port: number, extra = ''): string {
+/** The raw request of an SSE subscriber: `GET path`, with `extra` header lines (each ending in CRLF). */
+export function sseGet(path: string, port: number, extra = ''): string {
   return `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: text/event-stream\r\n${extra}\r\n`;
 }
 
-function jsonPublish(topic: string, dataTexts: readonly string[]): { path: string; contentType: string; body: string } {
+/** Herald's `POST /trigger`: one event, or a batch, on `topic`. */
+export function jsonPublish(topic: string, dataTexts: readonly string[]): { path: string; contentType: string; body: string } {
   const items = dataTexts.map((data) => `{"topic":${JSON.stringify(topic)},"data":${data}}`);
   return { path: '/trigger', contentType: 'application/json', body: items.length === 1 ? items[0]! : `[${items.join(',')}]` };
 }

@@ -18,6 +18,8 @@ export interface ConnectCommand {
   readonly port: number;
   /** The whole HTTP request, e.g. `GET /events?topic=bench HTTP/1.1\r\nHost: ...\r\n\r\n`. */
   readonly request: string;
+  /** One request per subscriber (subscriber `i` sends `requests[i]`), when they differ; else every one sends `request`. */
+  readonly requests?: readonly string[];
   readonly count: number;
   readonly localAddresses: readonly string[];
   /** Connections being opened at once. */
@@ -154,7 +156,7 @@ function openOne(command: ConnectCommand, index: number): Promise<boolean> {
       if (!ok && why !== undefined) firstError ??= why;
       resolve(ok);
     };
-    socket.on('connect', () => socket.write(command.request));
+    socket.on('connect', () => socket.write(command.requests?.[index] ?? command.request));
     socket.on('error', (error) => finish(false, error.message));
     socket.on('close', () => {
       sockets.delete(socket);

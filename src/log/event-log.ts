@@ -21,6 +21,8 @@
  * Every log must pass the contract suite in `test/log-contract.test.ts`.
  */
 
+import type { PresenceStore } from '../presence/presence.js';
+
 import { HeraldError } from '../errors.js';
 
 /**
@@ -192,6 +194,13 @@ export interface EventLog {
    * and learns exactly what it missed. Returns the unsubscribe function.
    */
   onGap?(listener: () => void): () => void;
+  /**
+   * For logs shared between processes: the presence store of the processes
+   * sharing it (who is subscribed to what, on every node), named `node` in
+   * its records. Absent: presence is this process's own (`LocalPresence`).
+   * Called once per hub; the store is closed by its caller, before the log.
+   */
+  presence?(node: string): PresenceStore;
   close(): Promise<void>;
 }
 
