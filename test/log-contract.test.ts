@@ -29,6 +29,7 @@ import { MemoryEventLog } from '../src/log/memory-log.js';
 import { MIN_STREAM_LENGTH, RedisEventLog } from '../src/log/redis-log.js';
 import { alternatesScanQuery, RESUME_QUERIES, scanQuery, SqliteEventLog } from '../src/log/sqlite-log.js';
 import { Waiters } from './support/helpers.js';
+import { InProcessChannel } from './support/ipc-channel.js';
 import { redisSkip, startRedis, type TestRedis } from './support/redis-server.js';
 
 /** A hang is a failure too: no test here may wait longer. */
@@ -200,60 +201,13 @@ const redisEngine: Engine = {
   },
 };
 
-/**
- * Both ends of a worker's IPC channel, in one process. Messages pass as
- * `process.send` passes them (cluster's default `json` serialisation:
- * `undefined` fields vanish, only plain data survives), asynchronously and
- * in order. `disconnect()` closes it as a dying primary would.
- */
-class InProcessChannel {
-  connected = true;
-  private readonly workerSide = new EventEmitter();
-  /** The worker's end: what `process` is in a cluster worker. */
-  readonly worker: PrimaryChannel;
-  /** The primary's end, to one worker. */
-  readonly primary: WorkerEnd;
-
-  constructor(service: PrimaryLogService) {
-    const channel = this;
-    const workerSide = this.workerSide;
-    this.worker = {
-      send: (message: WorkerMessage, done: (error: Error | null) => void) => {
-        if (!this.connected) {
-          setImmediate(() => done(new Error('channel closed')));
-          return false;
-        }
-        const copy: unknown = JSON.parse(JSON.stringify(message));
-        setImmediate(() => {
-          if (!this.connected) return;
-          done(null);
-          if (isWorkerMessage(copy) && (copy.herald === 'append' || copy.herald === 'read')) void service.serve(this.primary, copy);
-        });
-        return true;
-      },
-      on: (event: string, listener: (...args: any[]) => void) => workerSide.on(event, listener),
-      off: (event: string, listener: (...args: any[]) => void) => workerSide.off(event, listener),
-      get connected() {
-        return channel.connected;
-      },
-    } as PrimaryChannel;
-    this.primary = {
-      send: (message: PrimaryMessage) => {
-        if (!this.connected) return;
-        const copy: unknown = JSON.parse(JSON.stringify(message));
-        setImmediate(() => {
-          if (this.connected) workerSide.emit('message', copy);
-        });
-      },
-    };
-    service.add(this.primary);
-  }
-
-  disconnect(): void {
-    if (!this.connected) return;
-    this.connected = false;
-    this.workerSide.emit('disconnect');
-  }
+/** A worker's channel to the primary's log service, registered with it as the primary registers a forked worker. */
+function logChannel(service: PrimaryLogService): InProcessChannel {
+  const channel = new InProcessChannel((primary, message) => {
+    if (message.herald === 'append' || message.herald === 'read') void service.serve(primary, message);
+  });
+  service.add(channel.primary);
+  return channel;
 }
 
 const workerEngine: Engine = {
@@ -265,7 +219,7 @@ const workerEngine: Engine = {
     const clock = testClock();
     const inner = new MemoryEventLog({ capacity, maxAgeMs, now: clock.now });
     const service = new PrimaryLogService(inner);
-    let channel = new InProcessChannel(service);
+    let channel = logChannel(service);
     let log = new WorkerEventLog(channel.worker);
     // The worker learns the primary's stats with each batch it passes on.
     const waiters = new Waiters();
@@ -293,7 +247,7 @@ const workerEngine: Engine = {
         await log.close();
         channel.disconnect();
         service.remove(channel.primary);
-        channel = new InProcessChannel(service);
+        channel = logChannel(service);
         log = new WorkerEventLog(channel.worker);
         follow(log);
         return log;
@@ -1482,7 +1436,7 @@ describe('workers\' IPC log: the primary gone, errors across the channel', () =>
   test('the primary gone mid-read: the read in flight and every later one reject, never hang', BOUNDED, async () => {
     const inner = new MemoryEventLog({ capacity: 100 });
     const service = new PrimaryLogService(inner);
-    const channel = new InProcessChannel(service);
+    const channel = logChannel(service);
     const log = new WorkerEventLog(channel.worker);
     try {
       const [anchor] = await log.append([draft('a'), draft('b')]);
@@ -1504,7 +1458,7 @@ describe('workers\' IPC log: the primary gone, errors across the channel', () =>
     const dir = mkdtempSync(join(tmpdir(), 'herald-ipc-'));
     const inner = new SqliteEventLog({ path: join(dir, 'store.db'), capacity: 100, maxAgeMs: 0 });
     const service = new PrimaryLogService(inner);
-    const channel = new InProcessChannel(service);
+    const channel = logChannel(service);
     const log = new WorkerEventLog(channel.worker);
     try {
       const [anchor] = await log.append([draft('a')]);

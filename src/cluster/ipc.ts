@@ -11,6 +11,7 @@
 
 import type { ErrorCode } from '../errors.js';
 import type { EventDraft, EventLogStats, ReadPage, ReadRequest, StoredEvent } from '../log/event-log.js';
+import type { PresenceRecord } from '../presence/presence.js';
 
 /** An error crossing the process boundary: a `HeraldError`'s code and the facts the HTTP layer needs. */
 export interface WireError {
@@ -27,6 +28,9 @@ export interface StoredPlace {
   readonly time: number;
 }
 
+/** One change of a worker's presence records. */
+export type PresenceChange = { readonly join: PresenceRecord } | { readonly leave: string };
+
 export type AppendOutcome = { readonly stored: readonly StoredPlace[] } | { readonly error: WireError };
 
 export type WorkerMessage =
@@ -34,6 +38,10 @@ export type WorkerMessage =
   | { readonly herald: 'append'; readonly id: number; readonly batches: readonly (readonly EventDraft[])[] }
   /** One page of a resume: the primary's log reads it, bounded as any read. */
   | { readonly herald: 'read'; readonly id: number; readonly request: ReadRequest }
+  /** The presence changes of one event-loop turn, in order; answered once the primary holds them. */
+  | { readonly herald: 'presence'; readonly id: number; readonly changes: readonly PresenceChange[] }
+  /** Every worker's presence records. */
+  | { readonly herald: 'presence-list'; readonly id: number }
   /** The worker serves connections from now on. */
   | { readonly herald: 'ready' };
 
@@ -42,17 +50,24 @@ export type PrimaryMessage =
   | { readonly herald: 'appended'; readonly id: number; readonly results: readonly AppendOutcome[] }
   | { readonly herald: 'read-result'; readonly id: number; readonly page?: ReadPage; readonly error?: WireError }
   | { readonly herald: 'events'; readonly events: readonly StoredEvent[]; readonly stats: EventLogStats }
+  | { readonly herald: 'presence-done'; readonly id: number }
+  | { readonly herald: 'presence-listed'; readonly id: number; readonly records: readonly PresenceRecord[] }
+  /** The records of a worker that died with its streams, for this worker to report (once, to one worker). */
+  | { readonly herald: 'presence-lost'; readonly records: readonly PresenceRecord[] }
   /** Sent with a client connection's socket as the handle. */
   | { readonly herald: 'connection' };
+
+const WORKER_MESSAGES: ReadonlySet<string> = new Set(['append', 'read', 'presence', 'presence-list', 'ready']);
+const PRIMARY_MESSAGES: ReadonlySet<string> = new Set(['appended', 'read-result', 'events', 'presence-done', 'presence-listed', 'presence-lost', 'connection']);
 
 function isTagged(value: unknown): value is { herald: string } {
   return typeof value === 'object' && value !== null && typeof (value as { herald?: unknown }).herald === 'string';
 }
 
 export function isWorkerMessage(value: unknown): value is WorkerMessage {
-  return isTagged(value) && (value.herald === 'append' || value.herald === 'read' || value.herald === 'ready');
+  return isTagged(value) && WORKER_MESSAGES.has(value.herald);
 }
 
 export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
-  return isTagged(value) && (value.herald === 'appended' || value.herald === 'read-result' || value.herald === 'events' || value.herald === 'connection');
+  return isTagged(value) && PRIMARY_MESSAGES.has(value.herald);
 }

@@ -31,6 +31,7 @@ import type { EventLog } from '../log/event-log.js';
 import { settleWithin } from '../settle.js';
 import { isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './ipc.js';
 import { PrimaryLogService, toWire, type WorkerEnd } from './log-service.js';
+import { PrimaryPresenceService } from './presence-service.js';
 
 export interface PrimaryOutput {
   /** A line for the operator (ready, stopping, a worker restarted). */
@@ -45,6 +46,8 @@ export class ClusterPrimary {
   private readonly log: EventLog | undefined;
   /** Serves the log to the workers; absent with a shared log, which each worker follows itself. */
   private readonly logService: PrimaryLogService | undefined;
+  /** Holds the workers' presence records; absent with a shared log, whose own store (Redis) they use. */
+  private readonly presence: PrimaryPresenceService | undefined;
   /** Each worker's end of the log service. */
   private readonly workers = new Map<Worker, WorkerEnd>();
   /** Workers serving connections, in hand-out order. */
@@ -70,6 +73,7 @@ export class ClusterPrimary {
     // A log every process can open (Redis) is followed by each worker; any other is the primary's, shared over IPC.
     this.log = engineOf(options).shared ? undefined : createEventLog(options, (line) => output.warn(line));
     this.logService = this.log === undefined ? undefined : new PrimaryLogService(this.log);
+    this.presence = this.log === undefined ? undefined : new PrimaryPresenceService();
     this.allReady = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
     // Settled only through the promise returned by start().
     this.allReady.catch(() => undefined);
@@ -153,6 +157,8 @@ export class ClusterPrimary {
     switch (message.herald) {
       case 'ready': {
         this.ready.push(worker);
+        const readyEnd = this.workers.get(worker);
+        if (readyEnd !== undefined) this.presence?.ready(readyEnd);
         const waiting = this.waiting;
         this.waiting = [];
         for (const socket of waiting) this.distribute(socket);
@@ -175,6 +181,13 @@ export class ClusterPrimary {
         this.track(this.logService.serve(end, message));
         return;
       }
+      case 'presence':
+      case 'presence-list': {
+        const end = this.workers.get(worker);
+        if (end === undefined || this.presence === undefined) return;
+        this.presence.serve(end, message);
+        return;
+      }
     }
   }
 
@@ -189,6 +202,8 @@ export class ClusterPrimary {
     this.workers.delete(worker);
     const wasReady = this.ready.includes(worker);
     this.ready = this.ready.filter((other) => other !== worker);
+    // Its lost records go to a worker that lives (the service keeps its own list of them).
+    if (end !== undefined) this.presence?.remove(end);
     this.rescue(worker);
     if (this.stopping !== undefined) return;
     const how = signal ?? `code ${code}`;

@@ -6,7 +6,8 @@
 
 import { HeraldError } from '../errors.js';
 import { extras, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from '../log/event-log.js';
-import { isPrimaryMessage, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
+import { isPrimaryMessage, type PresenceChange, type PrimaryMessage, type WireError, type WorkerMessage } from './ipc.js';
+import type { PresenceRecord, PresenceStore } from '../presence/presence.js';
 
 /** The IPC end a worker has: `process` in a `node:cluster` worker. */
 export interface PrimaryChannel {
@@ -44,6 +45,7 @@ export class WorkerEventLog implements EventLog {
   private outbox: { drafts: readonly EventDraft[]; resolve: (events: readonly StoredEvent[]) => void; reject: (error: unknown) => void }[] = [];
   private latestStats: EventLogStats = { size: 0, oldestId: undefined, newestId: undefined };
   private closed = false;
+  private readonly lostListeners: ((records: readonly PresenceRecord[]) => void)[] = [];
 
   constructor(private readonly primary: PrimaryChannel) {
     primary.on('message', this.receive);
@@ -67,6 +69,10 @@ export class WorkerEventLog implements EventLog {
     if (message.herald === 'events') {
       this.latestStats = message.stats;
       for (const listener of this.listeners) listener(message.events);
+      return;
+    }
+    if (message.herald === 'presence-lost') {
+      for (const listener of this.lostListeners) listener(message.records);
       return;
     }
     const waiting = this.waiting.get(message.id);
@@ -136,6 +142,14 @@ export class WorkerEventLog implements EventLog {
     return reply.page;
   }
 
+  /** The primary holds every worker's presence records: changes and listings go there. */
+  presence(): PresenceStore {
+    return new WorkerPresence(
+      (message) => this.request(message),
+      (listener) => this.lostListeners.push(listener),
+    );
+  }
+
   tail(listener: TailListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -167,4 +181,64 @@ function unavailable(why: string): HeraldError {
 function fromWire(error: WireError | undefined): HeraldError {
   if (error?.code !== undefined) return new HeraldError(error.code, error.message, error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter });
   return unavailable(error?.message ?? 'the primary process sent an unexpected reply');
+}
+
+type PresenceRequest = DistributiveOmit<Extract<WorkerMessage, { herald: 'presence' | 'presence-list' }>, 'id'>;
+
+/**
+ * A worker's presence store: its records live in the primary, which hears
+ * of a worker that dies and hands that worker's records to another one as
+ * lost. Changes of one event-loop turn travel in one message, answered once
+ * the primary holds them.
+ */
+class WorkerPresence implements PresenceStore {
+  private changes: PresenceChange[] = [];
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly request: (message: PresenceRequest) => Promise<PrimaryMessage>,
+    private readonly listenForLost: (listener: (records: readonly PresenceRecord[]) => void) => void,
+  ) {}
+
+  join(record: PresenceRecord): Promise<void> {
+    return this.change({ join: record });
+  }
+
+  leave(record: PresenceRecord): Promise<void> {
+    return this.change({ leave: record.subscriber });
+  }
+
+  private change(change: PresenceChange): Promise<void> {
+    return new Promise((resolve) => {
+      this.changes.push(change);
+      this.waiters.push(resolve);
+      if (this.changes.length === 1) setImmediate(this.send);
+    });
+  }
+
+  private readonly send = (): void => {
+    const { changes, waiters } = this;
+    this.changes = [];
+    this.waiters = [];
+    const settle = (): void => {
+      for (const resolve of waiters) resolve();
+    };
+    // Presence is best effort: a primary that is gone takes every worker's records with it.
+    this.request({ herald: 'presence', changes }).then(settle, settle);
+  };
+
+  async list(): Promise<readonly PresenceRecord[]> {
+    try {
+      const reply = await this.request({ herald: 'presence-list' });
+      return reply.herald === 'presence-listed' ? reply.records : [];
+    } catch (error) {
+      throw error instanceof HeraldError ? error : unavailable('the primary process did not list presence');
+    }
+  }
+
+  onLost(listener: (records: readonly PresenceRecord[]) => void): void {
+    this.listenForLost(listener);
+  }
+
+  async close(): Promise<void> {}
 }

@@ -18,7 +18,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** What a hub may serve besides `GET /events` and `POST /trigger`. */
-export const ROUTES = ['page', 'dashboard', 'health', 'metrics'] as const;
+export const ROUTES = ['page', 'dashboard', 'health', 'metrics', 'presence'] as const;
 export type Route = (typeof ROUTES)[number];
 
 /** The value an option of each kind has once resolved. */
@@ -137,12 +137,12 @@ export const OPTION_TABLE = {
   /** A path prefix the handler strips, e.g. `/herald` when mounted there without a framework that strips it. Default none. */
   basePath: { flag: 'base-path', env: ['HERALD_BASE_PATH'], kind: 'path', description: 'path prefix to serve under, e.g. /herald (none by default)' },
   /**
-   * Which of the page at `/`, the dashboard, `GET /health` and `GET /metrics` the hub serves
+   * Which of the page at `/`, the dashboard, `GET /health`, `GET /metrics` and `GET /presence` the hub serves
    * (`/events` and `/trigger` always): a list, or text such as `health,metrics`, `all`, `none`.
    * Default for `createHub()`: none, so a hub mounted at the root of an app takes only its two paths;
    * the `herald` command serves all.
    */
-  routes: { flag: 'routes', env: ['HERALD_ROUTES'], kind: 'routes', defaultValue: [], cliDefault: 'all', description: 'what else to serve: page, dashboard, health, metrics, comma-separated, all or none' },
+  routes: { flag: 'routes', env: ['HERALD_ROUTES'], kind: 'routes', defaultValue: [], cliDefault: 'all', description: 'what else to serve: page, dashboard, health, metrics, presence, comma-separated, all or none' },
   /** Origins whose pages may use the hub from the browser: a comma-separated list, or `*` (never with credentials). Default none. */
   corsOrigin: { flag: 'cors-origin', env: ['HERALD_CORS_ORIGIN'], kind: 'origins', description: 'origins allowed to use the hub from a browser, comma-separated, or * (none: same origin only)' },
   /** Streams one client address may hold; `0`: no limit. Default `0`. */

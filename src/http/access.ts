@@ -25,6 +25,8 @@ export interface SubscriberAccess {
   /** Topics the token lets the stream receive; `undefined` without a token (public events only). */
   readonly scope: readonly TopicSelector[] | undefined;
   readonly expiresAt: number | undefined;
+  /** The token's `sub`, for presence; absent without a token or a `sub`. */
+  readonly subject?: string | undefined;
 }
 
 /** Who is publishing: a token's grant, or a loopback client of a hub without publisher keys. */
@@ -87,10 +89,10 @@ export class AccessPolicy {
    * Admits an operator (the dashboard): a subscriber token whose scope is everything (`**`).
    * @throws HeraldError 401 without a valid token, 403 for a narrower scope
    */
-  async checkAdmin(request: RequestView): Promise<void> {
+  async checkAdmin(request: RequestView, what = 'the dashboard'): Promise<void> {
     const grant = await this.grantOf(request, 'subscribe');
     const everything = subscriptionScope(grant).some((selector) => selector.segments.length === 1 && selector.segments[0] === '**');
-    if (!everything) throw forbiddenError('the dashboard needs a token that may subscribe to "**"');
+    if (!everything) throw forbiddenError(`${what} needs a token that may subscribe to "**"`);
   }
 
   /**
@@ -110,7 +112,7 @@ export class AccessPolicy {
       }
     }
     if (scope.length === 0) throw forbiddenError('the token allows no topics to subscribe to');
-    return { scope: scope.map((selector) => heraldSelector(selector.source)), expiresAt: grant.expiresAt };
+    return { scope: scope.map((selector) => heraldSelector(selector.source)), expiresAt: grant.expiresAt, subject: grant.subject };
   }
 
   /** Whether a request carries something this policy would read as a token (the front door leaves those to the routes). */

@@ -12,6 +12,7 @@ import type { AccessPolicy, SubscriberAccess } from './access.js';
 import type { AddressLimit } from './address-limit.js';
 import type { HeaderFields, RequestView } from './exchange.js';
 import { streamHead, type StreamFraming } from './stream-head.js';
+import { newSubscriberId, type PresenceRecord } from '../presence/presence.js';
 
 /** What a `GET /events` asks for. */
 export interface Subscription {
@@ -74,6 +75,17 @@ export class EventStreams {
       throw error;
     }
     subscriber.onClose(release);
+    // Presence is best effort (a store that is down resynchronises when it is back): nothing here waits for it.
+    const record: PresenceRecord = {
+      subscriber: newSubscriberId(),
+      protocol: 'herald',
+      selectors: subscriber.selectors,
+      ...(access.subject === undefined ? {} : { subject: access.subject }),
+      since: subscriber.connectedAt,
+      node: this.hub.node,
+    };
+    const joined = this.hub.presence.join(record);
+    subscriber.onClose(() => this.hub.track(joined.then(() => this.hub.presence.leave(record))));
     return subscriber;
   }
 }

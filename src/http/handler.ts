@@ -30,8 +30,10 @@ import { publishRequest } from './trigger.js';
 import { requestIdOf, type Logger } from '../observe/logger.js';
 import { refusalReason, type HubMetrics } from '../observe/metrics.js';
 
-import { MercureFrontEnd, type MercureSettings } from '../mercure/front-end.js';
+import { MercureFrontEnd, RESOURCE_METADATA_PATH, type MercureSettings } from '../mercure/front-end.js';
+import { SUBSCRIPTIONS_PATH } from '../mercure/subscriptions.js';
 import { MERCURE_PATH } from '../mercure/tokens.js';
+import { presenceAnswer } from './presence.js';
 
 export type NextFunction = (error?: unknown) => void;
 /** A `node:http` / `node:http2` request listener that also works as Express/Connect middleware. */
@@ -67,7 +69,16 @@ function methodNotAllowed(...allow: string[]): HeraldError {
 }
 
 /** The routes whose cross-origin requests a browser preflights, with the method each takes. */
-const PREFLIGHTED: Readonly<Record<string, string>> = { '/events': 'GET', '/trigger': 'POST', [MERCURE_PATH]: 'GET, POST' };
+const PREFLIGHTED: Readonly<Record<string, string>> = { '/events': 'GET', '/trigger': 'POST', [MERCURE_PATH]: 'GET, POST', '/presence': 'GET' };
+
+function preflightedMethod(path: string): string | undefined {
+  return PREFLIGHTED[path] ?? (isSubscriptionsPath(path) ? 'GET' : undefined);
+}
+
+/** Mercure's subscriptions API: the collection and every resource below it. */
+function isSubscriptionsPath(path: string): boolean {
+  return path === SUBSCRIPTIONS_PATH || path.startsWith(`${SUBSCRIPTIONS_PATH}/`);
+}
 
 /** What one request carries through the router: its id and CORS fields go on every answer. */
 class RequestContext {
@@ -155,7 +166,7 @@ export class HttpLayer {
       }
       const path = stripBasePath(exchange.url.pathname, this.settings.basePath);
       if (exchange.header('origin') !== undefined) {
-        const method = PREFLIGHTED[path];
+        const method = preflightedMethod(path);
         if (method !== undefined && isPreflight(exchange)) {
           exchange.respond(204, { ...context.fields, ...this.settings.cors.preflight(exchange, method) });
           return;
@@ -184,6 +195,13 @@ export class HttpLayer {
         if (method === 'GET') return this.mercureSubscribe(context);
         if (method === 'POST') return this.mercurePublish(context);
         throw methodNotAllowed('GET', 'POST');
+      case RESOURCE_METADATA_PATH:
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET', 'HEAD');
+        return this.mercure.resourceMetadata(this.mercureRequest(context));
+      case '/presence':
+        if (!routes.has('presence')) break;
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET', 'HEAD');
+        return presenceAnswer(this.hub, this.settings.access, exchange, context.fields);
       case '/health':
         if (!routes.has('health')) break;
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET', 'HEAD');
@@ -196,6 +214,10 @@ export class HttpLayer {
         if (!routes.has('metrics')) break;
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET', 'HEAD');
         return this.serveMetrics(context, this.settings.metrics);
+    }
+    if (isSubscriptionsPath(path)) {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET', 'HEAD');
+      return this.mercure.subscriptions(this.mercureRequest(context), path);
     }
     if (servePage(path, exchange, routes, context.fields)) return;
     // Not ours: the framework's next handler, or 404.
@@ -214,6 +236,10 @@ export class HttpLayer {
       this.refused(error);
       throw error;
     }
+  }
+
+  private mercureRequest(context: RequestContext): { exchange: HttpExchange; requestId: string; cors: HeaderFields; fields: HeaderFields } {
+    return { exchange: context.exchange, requestId: context.requestId, cors: context.cors, fields: context.fields };
   }
 
   private async mercureSubscribe(context: RequestContext): Promise<void> {

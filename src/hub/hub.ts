@@ -25,6 +25,7 @@ import { Subscriber } from './subscriber.js';
 import { heraldSelector, matchesTopic, sourceFilterOf, type TopicSelector } from '../topics/selectors.js';
 import { segmentsMatch } from '../topics/herald.js';
 import { TopicIndex } from '../topics/topic-index.js';
+import { LocalPresence, nodeName, type PresenceStore } from '../presence/presence.js';
 
 /** The event type that tells a resuming client it may have missed events. */
 export const RESYNC_EVENT = 'herald-resync';
@@ -146,16 +147,26 @@ export class Hub {
   private lastFlushDuration = 0;
   private dispatchStamp = 0;
   private closing: Promise<void> | undefined;
+  /** Set once the streams have ended at shutdown: from then on not even the hub's own events are taken. */
+  private logClosing = false;
+  /** Work a stream's end started (Mercure's `active: false` event): shutdown waits for it before the log closes. */
+  private readonly afterStreams = new Set<Promise<unknown>>();
   private published = 0;
   private delivered = 0;
   private dropped = 0;
   private bytesWritten = 0;
   private readonly observers: HubObserver[] = [];
 
+  /** Who is subscribed to what, on every node sharing the log (this process's own without a shared log). */
+  readonly presence: PresenceStore;
+  /** This process's name in presence records. */
+  readonly node = nodeName();
+
   constructor(
     private readonly settings: HubSettings,
     readonly log: EventLog,
   ) {
+    this.presence = log.presence?.(this.node) ?? new LocalPresence();
     this.hello = Buffer.from(frameRetry(settings.retry) + frameComment('connected'));
     this.stopTail = log.tail((events) => this.dispatch(events));
     this.stopGap = log.onGap?.(() => this.endAll('log-gap')) ?? (() => {});
@@ -220,6 +231,30 @@ export class Hub {
   /** Appends checked drafts to the log; resolves once the log has kept them. */
   async append(drafts: readonly EventDraft[]): Promise<Published[]> {
     if (this.closing !== undefined) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { retryAfter: 1 });
+    return this.store(drafts);
+  }
+
+  /**
+   * Appends the hub's own events (Mercure's subscription events): taken
+   * also while shutdown ends the streams, since ending a stream is what
+   * they report; refused only once the log is closing.
+   */
+  async appendOwn(drafts: readonly EventDraft[]): Promise<Published[]> {
+    if (this.logClosing) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub has closed its event log');
+    return this.store(drafts);
+  }
+
+  /** Keeps shutdown from closing the log before `work` (started by a stream's end) settles. */
+  track(work: Promise<unknown>): void {
+    if (this.logClosing) return;
+    this.afterStreams.add(work);
+    void work.then(
+      () => this.afterStreams.delete(work),
+      () => this.afterStreams.delete(work),
+    );
+  }
+
+  private async store(drafts: readonly EventDraft[]): Promise<Published[]> {
     const started = performance.now();
     const appending = this.log.append(drafts);
     this.inFlight.add(appending);
@@ -491,6 +526,10 @@ export class Hub {
     await settleWithin(this.inFlight, this.settings.shutdownTimeout);
     this.flush();
     this.endAll('shutdown');
+    // What the streams' ends started (their presence leaves, Mercure's `active: false`) reaches the log first.
+    await settleWithin(this.afterStreams, this.settings.shutdownTimeout);
+    this.logClosing = true;
+    await this.presence.close();
     this.stopTail();
     this.stopGap();
     await this.log.close();

@@ -22,6 +22,10 @@ import { isLoopbackClient } from '../http/access.js';
 import { streamHead } from '../http/stream-head.js';
 import { decodeUtf8, rateLimited } from '../http/trigger.js';
 import { parseSubscription, parseUpdate } from './requests.js';
+import { newSubscriberId, type PresenceRecord } from '../presence/presence.js';
+import { parseSubscriptionsPath, subscriptionEvents, subscriptionsDocument } from './subscriptions.js';
+import { withResourceMetadata } from './challenge.js';
+import { subscriptionPayload } from './grant.js';
 import {
   anyMatcherMatches,
   hasMercureKey,
@@ -31,6 +35,7 @@ import {
   mercureTokenRequiredError,
   readMercureToken,
   verifyMercureToken,
+  DEFAULT_MERCURE_CARRIERS,
   type MatcherEngines,
   type MercureGrant,
   type MercureTokenSettings,
@@ -71,6 +76,12 @@ const BEFORE_EVERYTHING = '0-0';
 const EARLIEST = 'earliest';
 /** Where the hub URL cannot be told from the request (no `Host`): resolves relative selectors all the same. */
 const FALLBACK_ORIGIN = 'http://localhost';
+/** Where the protected resource metadata of the hub URL lives (RFC 9728 §3.1: the well-known prefix, then the resource's path). */
+export const RESOURCE_METADATA_PATH = `/.well-known/oauth-protected-resource${MERCURE_PATH}`;
+/** Subscription events of a dead node's streams stored per append. */
+const LOST_BATCH = 500;
+/** The revision of the protocol this hub speaks, as the metadata's `mercure_version` names it. */
+const MERCURE_VERSION = 8;
 
 /** The engines a token's matchers are checked with: the hub's own selectors, relative patterns resolved against the hub URL. */
 function enginesFor(hubUrl: string): MatcherEngines {
@@ -108,7 +119,14 @@ export class MercureFrontEnd {
   constructor(
     private readonly hub: Hub,
     private readonly settings: MercureSettings,
-  ) {}
+  ) {
+    // Streams of a node that died ended without a word: this node, told once for the whole hub, says they ended.
+    hub.presence.onLost((records) => {
+      const drafts = records.flatMap((record) => subscriptionEvents(record, false));
+      // In batches of bounded size: a node that held thousands of streams is reported in several appends.
+      for (let at = 0; at < drafts.length; at += LOST_BATCH) hub.track(hub.appendOwn(drafts.slice(at, at + LOST_BATCH)).catch(() => undefined));
+    });
+  }
 
   private hubUrl(exchange: HttpExchange): string {
     return mercureHubUrl(exchange, { secure: this.settings.secure, basePath: this.settings.basePath }) ?? FALLBACK_ORIGIN + MERCURE_PATH;
@@ -202,7 +220,103 @@ export class MercureFrontEnd {
       throw error;
     }
     subscriber.onClose(release);
+    this.announce(subscriber, {
+      subscriber: newSubscriberId(),
+      protocol: subscription.generation === 'classic' ? 'mercure-classic' : 'mercure',
+      selectors,
+      ...payloadsOf(grant, subscription.matchers.map((matcher) => matcher.source), enginesFor(hubUrl)),
+      ...(grant?.subject === undefined ? {} : { subject: grant.subject }),
+      since: subscriber.connectedAt,
+      node: this.hub.node,
+    });
     return subscriber;
+  }
+
+  /**
+   * Makes the stream's subscriptions known: its presence record, then the
+   * `active: true` events; when it closes, the record goes, then the
+   * `active: false` events. In that order, so the API's `lastEventID`
+   * never names an event newer than the listing it came with.
+   */
+  private announce(subscriber: Subscriber, record: PresenceRecord): void {
+    const { hub } = this;
+    const report = (active: boolean): Promise<unknown> =>
+      hub.appendOwn(subscriptionEvents(record, active)).catch(() => {
+        // The log refused (down, shutting down): the events are lost, the presence is not; nothing else waits on them.
+      });
+    const joined = hub.presence.join(record).then(() => (subscriber.isClosed() ? undefined : report(true)));
+    subscriber.onClose(() => hub.track(joined.then(() => hub.presence.leave(record)).then(() => report(false))));
+  }
+
+  /**
+   * `GET /.well-known/mercure/subscriptions[/…]` (SPEC "Subscription API"):
+   * what every node of the hub serves. The token must allow subscribing to
+   * the URL's path as a topic; without a subscriber key, only this machine
+   * may ask.
+   */
+  async subscriptions(request: MercureRequest, path: string): Promise<void> {
+    const { exchange } = request;
+    const hubUrl = this.hubUrl(exchange);
+    const query = parseSubscriptionsPath(path);
+    if (hasMercureKey(this.settings.tokens, 'subscribe')) {
+      const grant = await this.grantOf(exchange, 'subscribe', hubUrl);
+      if (grant === undefined) throw this.challenged(mercureTokenRequiredError(DEFAULT_MERCURE_CARRIERS), hubUrl);
+      if (!anyMatcherMatches(grant.subscribe, path, enginesFor(hubUrl))) throw insufficientScopeError('subscribe', path);
+    } else if (!isLoopbackClient(exchange)) {
+      throw new HeraldError('HERALD_ERR_FORBIDDEN', 'without a subscriber key (--jwt-key, --jwt-subscriber-key, ...) only clients on this machine may read the subscriptions');
+    }
+    // Read before the records: a subscription that starts meanwhile is listed and announced again, never missed.
+    const lastEventId = this.hub.log.stats().newestId ?? EARLIEST;
+    const records = await this.hub.presence.list();
+    if (exchange.isGone()) return;
+    const document = subscriptionsDocument(query, path, records, lastEventId);
+    if (document === undefined) throw new HeraldError('HERALD_ERR_NOT_FOUND', `no active subscription at ${path.slice(0, 200)}`);
+    const body = JSON.stringify(document);
+    exchange.respond(
+      200,
+      {
+        ...request.fields,
+        'Content-Type': 'application/ld+json',
+        'Cache-Control': 'must-revalidate',
+        Link: `<${hubUrl}>; rel="mercure"`,
+        'Content-Length': String(Buffer.byteLength(body)),
+      },
+      exchange.method === 'HEAD' ? undefined : body,
+    );
+  }
+
+  /**
+   * `GET /.well-known/oauth-protected-resource/.well-known/mercure`
+   * (SPEC-08 "Protected Resource Metadata", RFC 9728): what a client needs
+   * to get a token for this hub.
+   */
+  resourceMetadata(request: MercureRequest): void {
+    const { exchange } = request;
+    const hubUrl = this.hubUrl(exchange);
+    const { tokens } = this.settings;
+    const document = {
+      resource: tokens.audience ?? hubUrl,
+      ...(tokens.issuers === undefined ? {} : { authorization_servers: tokens.issuers }),
+      bearer_methods_supported: DEFAULT_MERCURE_CARRIERS.queryParameters.includes('access_token') ? ['header', 'query'] : ['header'],
+      mercure_cookie: true,
+      mercure_version: MERCURE_VERSION,
+    };
+    const body = JSON.stringify(document);
+    exchange.respond(
+      200,
+      { ...request.fields, 'Content-Type': 'application/json', 'Cache-Control': 'max-age=3600', 'Content-Length': String(Buffer.byteLength(body)) },
+      exchange.method === 'HEAD' ? undefined : body,
+    );
+  }
+
+  /** A 401 with the metadata's URL in its challenge, so a client can find out how to get a token (RFC 9728 §5.1). */
+  challenged(error: HeraldError, hubUrl: string): HeraldError {
+    return withResourceMetadata(error, new URL(this.metadataPath(), hubUrl).href);
+  }
+
+  /** The metadata's path on this hub: behind `--base-path`, under it, where the hub's router sees it. */
+  private metadataPath(): string {
+    return `${this.settings.basePath ?? ''}${RESOURCE_METADATA_PATH}`;
   }
 
   /**
@@ -220,7 +334,7 @@ export class MercureFrontEnd {
     let grant: MercureGrant | undefined;
     if (hasMercureKey(this.settings.tokens, 'publish')) {
       grant = await this.grantOf(exchange, 'publish', hubUrl);
-      if (grant === undefined) throw mercureTokenRequiredError();
+      if (grant === undefined) throw this.challenged(mercureTokenRequiredError(), hubUrl);
     } else if (!isLoopbackClient(exchange)) {
       throw new HeraldError('HERALD_ERR_FORBIDDEN', 'without a publisher key (--jwt-key, --jwt-publisher-key, ...) only clients on this machine may publish');
     }
@@ -254,4 +368,14 @@ export class MercureFrontEnd {
     const [published] = await this.hub.append([draft]);
     return published!.id;
   }
+}
+
+/**
+ * The payload of each subscription (SPEC "Payloads"), as a record's
+ * `payloads`: nothing when no subscription has one.
+ */
+function payloadsOf(grant: MercureGrant | undefined, matches: readonly string[], engines: MatcherEngines): { payloads?: readonly unknown[] } {
+  if (grant === undefined) return {};
+  const payloads = matches.map((match) => subscriptionPayload(grant, match, engines));
+  return payloads.every((payload) => payload === undefined) ? {} : { payloads };
 }

@@ -84,8 +84,9 @@ export function presenceContract(subject: PresenceSubject): void {
         await node.join(record);
         await node.join(herald);
         const listed = bySubscriber(await node.list());
-        // JSON has no undefined in a list: it comes back as null, which Mercure shows as "no payload" too.
-        assert.deepEqual(listed.get(record.subscriber), { ...record, payloads: [{ tenant: 'a' }, null, null, ['x'], 'text'] });
+        // JSON has no undefined in a list: a store that serialises gives null, which Mercure shows as "no payload" too.
+        const got = listed.get(record.subscriber);
+        assert.deepEqual({ ...got, payloads: got?.payloads?.map((payload) => payload ?? null) }, { ...record, payloads: [{ tenant: 'a' }, null, null, ['x'], 'text'] });
         assert.deepEqual(listed.get(herald.subscriber), herald);
         // What was listed still matches topics.
         const again = listed.get(record.subscriber)!;
