@@ -5,3 +5,4 @@
  */
 
 export { RedisEventLog, MIN_STREAM_LENGTH, type RedisLogOptions } from './log/redis-log.js';
+export { RedisPresence, DEFAULT_LEASE_MS, type RedisPresenceOptions } from './presence/redis-presence.js';

@@ -383,7 +383,10 @@ describe('URL pattern cost rule', () => {
     ['https://example.com/x:rest+', /repeats a part/],
     ['https://example.com/:rest*', /repeats a part/],
     ['https://example.com/{a:x}+', /repeats a part/],
-    ['https://example.com/:a/:b/:c', /pathname has 3 variable parts/],
+    ['https://example.com/:a-:b-:c', /pathname has 3 variable parts/],
+    ['https://example.com/:a-:b/*', /pathname has 3 variable parts that can compete/],
+    ['https://example.com/:a(\\d+)/:b(\\d+)/:c(\\d+)', /pathname has 3 variable parts/], // regexp groups may cross a "/"
+    ['https://example.com/:a/:b/:c/:d/:e/:f/:g/:h/:i', /9 variable parts; at most 8/],
     ['https://example.com/{x}?{y}?{z}?', /pathname has 3 variable parts/],
     ['https://:u@:a.:b.example.com/:c/:d/x?:e=:f#:g:h', /9 variable parts; at most 8/],
     [`https://example.com/${'a'.repeat(MAX_SELECTOR_BYTES)}`, /longer than 4096 bytes/],
@@ -397,6 +400,8 @@ describe('URL pattern cost rule', () => {
   const admitted = [
     'https://example.net/foo/:random',
     '/.well-known/mercure/subscriptions/:topic/:subscriber',
+    '/.well-known/mercure/subscriptions/:type/:match/:subscriber', // SPEC-08's own: named groups in segments of their own
+    'https://example.com/:a/:b/:c',
     'https://example.com/books/:id?',
     'https://example.com/:id(\\d+)',
     'https://example.com/:hash([0-9a-f]{40})',
@@ -413,7 +418,7 @@ describe('URL pattern cost rule', () => {
   }
 
   // The rule bounds cost: the worst admitted shapes (two parts in one component) against the longest topic that is matched.
-  const worst = ['https://example.com/*-*x', 'https://example.com/:a-:b/x', 'https://example.com/(\\w*)(\\w*)!', 'https://example.com/{x}?*a'];
+  const worst = ['https://example.com/*-*x', 'https://example.com/:a-:b/x', 'https://example.com/:a-:b/:c-:d/:e-:f/x', 'https://example.com/(\\w*)(\\w*)!', 'https://example.com/{x}?*a'];
   for (const pattern of worst) {
     test(`an admitted ${show(pattern)} fails a ${MAX_MATCHED_TOPIC_LENGTH}-character topic quickly`, () => {
       const selector = urlPatternSelector(pattern, BASE);

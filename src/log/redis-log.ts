@@ -55,6 +55,8 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { HeraldError } from '../errors.js';
 import { checkDrafts, extras, type EventDraft, type EventLog, type EventLogStats, type LogHealth, type ReadPage, type ReadRequest, type StoredEvent, type TailListener } from './event-log.js';
 import { compareEventIds, formatEventId, idOfPosition, parseEventId, positionOf, type EventId } from './event-id.js';
+import type { PresenceStore } from '../presence/presence.js';
+import { RedisPresence } from '../presence/redis-presence.js';
 
 export interface RedisLogOptions {
   /** e.g. `redis://127.0.0.1:6379/0` */
@@ -346,6 +348,7 @@ export class RedisEventLog implements EventLog {
   private readonly counterKey: string;
   /** Chosen id → stream id of the newest entry carrying it (see the file's comment). */
   private readonly idsKey: string;
+  private readonly prefix: string;
   private readonly maxLength: number;
   private readonly maxAgeMs: number;
   private readonly notify: (message: string) => void;
@@ -381,6 +384,7 @@ export class RedisEventLog implements EventLog {
     this.horizonKey = `{${options.prefix}}:horizon`;
     this.counterKey = `{${options.prefix}}:count`;
     this.idsKey = `{${options.prefix}}:ids`;
+    this.prefix = options.prefix;
     this.maxLength = Math.max(options.capacity, MIN_STREAM_LENGTH);
     this.maxAgeMs = options.maxAgeMs;
     this.notify = options.notify ?? (() => {});
@@ -755,6 +759,15 @@ export class RedisEventLog implements EventLog {
 
   stats(): EventLogStats {
     return this.cachedStats;
+  }
+
+  /**
+   * The presence store of the nodes sharing this log (see `RedisPresence`),
+   * on the command connection: it fails fast while Redis is away, as
+   * presence wants. Close the store before the log, which closes the connection.
+   */
+  presence(node: string): PresenceStore {
+    return new RedisPresence({ redis: this.commands, prefix: this.prefix, node, notify: this.notify });
   }
 
   async close(): Promise<void> {

@@ -34,12 +34,17 @@
  *   reads the hash, deletes it and the member, and returns the records, in
  *   one atomic step: of all the nodes that try, exactly one gets them, and
  *   tells its `onLost` listeners (when there are records). A node without
- *   listeners reaps too (every restart of a process is a new node name, and
- *   the set must not grow for ever), but only {@link UNHEARD_GRACE_LEASES}
+ *   listeners reaps too (a restarted process is usually a node of a new
+ *   name, and the set must not grow for ever), but only {@link UNHEARD_GRACE_LEASES}
  *   leases later, so a node that would report the records gets them first.
  *   A dead node's hash keeps a TTL of {@link TTL_LEASES} leases (renewed with
  *   every write), far beyond the lease, so it waits for a reaper; if every
  *   node of the hub died, the keys still go away on their own.
+ * - A node's first write replaces whatever its hash held: records of an
+ *   earlier process of the same name (`host:pid` repeats when a container
+ *   restarts with the same host name as pid 1). Those streams are gone, so
+ *   the node reports them to its own `onLost` listeners (register them as
+ *   soon as the store is made: the first write goes out after this turn).
  * - Best effort where Redis cannot be: records a reaper took whose reply was
  *   lost (the connection dropped in between) are gone without a report.
  */
@@ -97,20 +102,24 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
  * Writes a node's changes and renews its lease.
  * KEYS: the set of nodes, the node's hash. ARGV: the node, the lease (ms),
  * the TTL (ms), the mode (`full`: replace the hash with the records given;
- * `batch`: apply the changes given), the number of records the node has
+ * `adopt`: the same, returning what the hash held before; `batch`: apply
+ * the changes given), the number of records the node has
  * (after the batch), the reaping grace (ms; '' = do not look for dead
  * nodes), the number d of fields to delete, those d fields, then field and
  * value pairs to set.
  * Returns {0} without renewing when a batch finds the node gone from the
  * set, or its hash not of the node's size (the node then writes in full);
- * else {1, dead nodes}: the members whose deadline passed more than the
- * grace ago (never this node, just renewed).
+ * else {1, dead nodes, previous records}: the members whose deadline
+ * passed more than the grace ago (never this node, just renewed), and (mode
+ * `adopt`) the values the hash held before.
  */
 const WRITE_SCRIPT = `
 ${NOW_LUA}
-local full = ARGV[4] == 'full'
+local full = ARGV[4] ~= 'batch'
 local sets = 8 + tonumber(ARGV[7])
+local previous = {}
 if full then
+  if ARGV[4] == 'adopt' then previous = redis.call('HVALS', KEYS[2]) end
   redis.call('DEL', KEYS[2])
 else
   if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {0} end
@@ -125,7 +134,7 @@ local dead = {}
 if ARGV[6] ~= '' then
   dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[6])), 'LIMIT', 0, ${REAP_BATCH})
 end
-return {1, dead}
+return {1, dead, previous}
 `;
 
 /**
@@ -150,8 +159,10 @@ ${NOW_LUA}
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 `;
 
+type WriteReply = [0] | [1, string[], string[]];
+
 interface PresenceScripts {
-  heraldPresenceWrite(nodes: string, hash: string, ...args: (string | number)[]): Promise<[0] | [1, string[]]>;
+  heraldPresenceWrite(nodes: string, hash: string, ...args: (string | number)[]): Promise<WriteReply>;
   heraldPresenceTake(nodes: string, hash: string, node: string, graceMs: number): Promise<string[] | null>;
   heraldPresenceLive(nodes: string): Promise<string[]>;
 }
@@ -186,6 +197,12 @@ export class RedisPresence implements PresenceStore {
   private readonly onReady = (): void => this.renewSoon();
   /** Whether Redis may not hold what `local` says: the next write replaces the whole hash. The first write does. */
   private resync = true;
+  /**
+   * Whether a full write went through: the first one takes over what the
+   * hash held, records of an earlier process of the same name (a container
+   * restarted with the same host name and pid), and reports them lost.
+   */
+  private adopted = false;
   private renewDue = false;
   private scheduled = false;
   /** The write loop, while it runs. */
@@ -364,9 +381,15 @@ export class RedisPresence implements PresenceStore {
       }
       const sets: string[] = [];
       for (const [subscriber, json] of this.local) sets.push(subscriber, json);
-      const reply = await this.send('full', reap, [], sets);
+      const reply = await this.send(this.adopted ? 'full' : 'adopt', reap, [], sets);
       this.resync = false;
-      return reply[0] === 1 ? reply[1] : [];
+      if (reply[0] !== 1) return [];
+      if (!this.adopted) {
+        this.adopted = true;
+        const orphans = parseRecords(reply[2]).filter((record) => !this.local.has(record.subscriber));
+        this.report(orphans, `an earlier process named ${this.node} left ${orphans.length} streams behind; reporting them as lost`);
+      }
+      return reply[1];
     } catch {
       // Redis away or silent: whatever happened, Redis gets the whole state with the next write.
       this.resync = true;
@@ -374,12 +397,25 @@ export class RedisPresence implements PresenceStore {
     }
   }
 
-  private send(mode: 'batch' | 'full', reap: string, deletions: readonly string[], sets: readonly string[]): Promise<[0] | [1, string[]]> {
+  private send(mode: 'batch' | 'full' | 'adopt', reap: string, deletions: readonly string[], sets: readonly string[]): Promise<WriteReply> {
     const ttl = TTL_LEASES * this.leaseMs;
     return bounded(
       this.redis.heraldPresenceWrite(this.nodesKey, this.hashKey, this.node, this.leaseMs, ttl, mode, this.local.size, reap, deletions.length, ...deletions, ...sets),
       'a presence write',
     );
+  }
+
+  /** Tells the `onLost` listeners of records taken from Redis (if any, and unless closed). */
+  private report(records: readonly PresenceRecord[], why: string): void {
+    if (records.length === 0 || this.closed) return;
+    this.notify(`redis presence: ${why}`);
+    for (const listener of this.lostListeners) {
+      try {
+        listener(records);
+      } catch (error) {
+        this.notify(`redis presence: a listener of lost streams failed: ${messageOf(error)}`);
+      }
+    }
   }
 
   /** Takes each dead node's records (if no other node took them first) and reports them. One reap at a time. */
@@ -393,15 +429,7 @@ export class RedisPresence implements PresenceStore {
         const taken = await bounded(this.redis.heraldPresenceTake(this.nodesKey, this.keyOf(node), node, this.graceMs()), 'a presence reap');
         if (taken === null) continue;
         const records = parseRecords(taken);
-        if (records.length === 0 || this.closed) continue;
-        this.notify(`redis presence: node ${node} stopped renewing its lease; reporting its ${records.length} streams as lost`);
-        for (const listener of this.lostListeners) {
-          try {
-            listener(records);
-          } catch (error) {
-            this.notify(`redis presence: a listener of lost streams failed: ${messageOf(error)}`);
-          }
-        }
+        this.report(records, `node ${node} stopped renewing its lease; reporting its ${records.length} streams as lost`);
       }
     } catch {
       // Redis away: the next renewal looks again (records taken whose reply was lost are gone unreported).

@@ -21,7 +21,13 @@
  *    `^(.*)$` is linear.
  * 3. At most 2 variable parts in any one component, at most 8 in the pattern.
  *    One part is linear, two are quadratic in the component's length; a third
- *    makes it cubic, and the exponential cases above are five or more.
+ *    makes it cubic, and the exponential cases above are five or more. In the
+ *    pathname, a named group without a regexp matches `[^/]+?`: it cannot
+ *    cross a `/`, so it only competes with the parts of its own segment and
+ *    with parts that can cross (wildcards, regexp groups, optional groups).
+ *    There the count is those crossing parts plus the most named groups in
+ *    any one segment, so `/subscriptions/:type/:match/:subscriber` (SPEC-08's
+ *    own example) costs 1, and `/:a-:b-:c` still 3.
  * 4. No repeat modifier (`*` or `+` after a part, as in `:path+`): it puts a
  *    quantifier around a quantified group, the textbook exponential case
  *    (`((?:[^/]+?)+)` outside the pathname). `/*` (or `?` for optional)
@@ -71,8 +77,10 @@ export class PatternRefused extends Error {
 }
 
 interface ComponentScan {
-  /** Variable parts, as the cost rule counts them. */
+  /** Variable parts, all of them (rule 3's limit on the pattern). */
   readonly parts: number;
+  /** What rule 3 limits per component: the parts, or in the pathname the crossing parts plus the fullest segment's. */
+  readonly cost: number;
   /** Regexp groups seen (cross-checked with the polyfill's own `hasRegExpGroups`). */
   readonly regexps: number;
 }
@@ -83,9 +91,14 @@ interface ComponentScan {
  * a modifier after a part. Throws `PatternRefused` past the rules 4 and 5.
  */
 function scanComponent(component: string, pattern: string): ComponentScan {
-  if (pattern === '*') return { parts: 0, regexps: 0 };
+  if (pattern === '*') return { parts: 0, cost: 0, regexps: 0 };
   let parts = 0;
   let regexps = 0;
+  /** Pathname: named groups of the current segment, the most in any segment, and the parts that can cross a `/`. */
+  const bySegment = component === 'pathname';
+  let segmentParts = 0;
+  let fullestSegment = 0;
+  let crossing = 0;
   let inGroup = false;
   let groupHasPart = false;
   let i = 0;
@@ -102,8 +115,10 @@ function scanComponent(component: string, pattern: string): ComponentScan {
     }
     return undefined;
   };
-  const part = (): void => {
+  const part = (boundToSegment = false): void => {
     parts++;
+    if (bySegment && boundToSegment) fullestSegment = Math.max(fullestSegment, ++segmentParts);
+    else crossing++;
     if (inGroup) groupHasPart = true;
     // Inside a group the modifier follows the closing brace, not the part.
     if (!inGroup) modifier();
@@ -119,15 +134,23 @@ function scanComponent(component: string, pattern: string): ComponentScan {
     } else if (c === '}') {
       i++;
       inGroup = false;
-      if (modifier() !== undefined && !groupHasPart) parts++;
+      if (modifier() !== undefined && !groupHasPart) {
+        parts++;
+        crossing++;
+      }
     } else if (c === ':') {
       i++;
       while (i < pattern.length && NAME_CHAR.test(pattern[i]!)) i++;
+      let custom = false;
       if (pattern[i] === '(') {
         regexps++;
+        custom = true;
         readRegexp();
       }
-      part();
+      part(!custom);
+    } else if (c === '/') {
+      segmentParts = 0;
+      i++;
     } else if (c === '(') {
       regexps++;
       readRegexp();
@@ -139,7 +162,7 @@ function scanComponent(component: string, pattern: string): ComponentScan {
       i++;
     }
   }
-  return { parts, regexps };
+  return { parts, cost: bySegment ? crossing + fullestSegment : parts, regexps };
 
   /** Reads `(…)` from `i` (at the `(`), leaving `i` after the `)`; refuses a body outside rule 5. */
   function readRegexp(): void {
@@ -171,10 +194,11 @@ export function checkPatternCost(pattern: URLPattern): void {
   let regexps = 0;
   for (const component of COMPONENTS) {
     const scan = scanComponent(component, pattern[component]);
-    if (scan.parts > MAX_PATTERN_PARTS_PER_COMPONENT) {
+    if (scan.cost > MAX_PATTERN_PARTS_PER_COMPONENT) {
+      const counted = component === 'pathname' ? ' that can compete (named groups in one segment, plus regexp groups, wildcards and optional groups)' : ' (named groups, regexp groups, wildcards, optional groups)';
       throw new PatternRefused(
         'too-complex',
-        `its ${component} has ${scan.parts} variable parts (named groups, regexp groups, wildcards, optional groups); at most ${MAX_PATTERN_PARTS_PER_COMPONENT} are allowed in one component`,
+        `its ${component} has ${scan.cost} variable parts${counted}; at most ${MAX_PATTERN_PARTS_PER_COMPONENT} are allowed in one component`,
       );
     }
     total += scan.parts;
