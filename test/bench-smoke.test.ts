@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runScenario, type Scenario } from '../bench/harness.js';
+import { problemOf } from '../bench/mercure.js';
 import { latencyPlotSvg } from '../bench/plot.js';
 import type { BenchReport } from '../bench/report-types.js';
 import type { ResumeStormReport } from '../bench/resume-storm.js';
@@ -82,6 +83,35 @@ test('bench:resume smoke: a tiny storm (2,000 events, 3 resumers) against a base
     const again = spawnSync(process.execPath, [fileURLToPath(new URL('../bench/resume-storm.js', import.meta.url)), '--merge', `${json},${json}`], { encoding: 'utf8' });
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /current: no resumers \| current: storm \| current: no resumers/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bench:mercure smoke: URI-template subscribers on /.well-known/mercure beside /events, every delivery arrives, non-matching subscribers get nothing', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-mercure-smoke-'));
+  try {
+    const json = join(dir, 'report.json');
+    const run = spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../bench/mercure.js', import.meta.url)), '--runs', '1', '--subscribers', '300', '--bystanders', '20', '--rate', '20', '--duration', '1000',
+        '--per-worker', '150', '--json', json, '--markdown', join(dir, 'report.md')],
+      { encoding: 'utf8', timeout: 110_000 },
+    );
+    assert.equal(run.status, 0, `${run.stderr}\n${run.stdout}`);
+    const report = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
+    assert.deepEqual(report.servers, ['mercure', 'events *', 'events all']);
+    for (const column of report.servers) {
+      const figures = report.results[0]?.runs[column];
+      assert.equal(figures?.length, 1, `${column}: one run`);
+      const [only] = figures;
+      assert.equal(problemOf(only!, 300, 20), undefined, `${column}: each of 300 subscribers got each event once, the 20 others none`);
+      assert.equal(only!.bystanders, 20);
+      assert.ok(only!.latencyMs !== undefined && Number.isFinite(only!.cpuPerMillionDeliveries), `${column}: latency and CPU were measured`);
+    }
+    assert.match(run.stdout, /\| 300 subscribers × 20 ev\/s \| events to non-matching subscribers \| 0 \| 0 \| 0 \|/);
+    assert.match(run.stdout, /\| 300 subscribers × 20 ev\/s \| latency max \(ms\) \| [\d.,]+ \| [\d.,]+ \| [\d.,]+ \| [\d.]+x \| [\d.]+x \|/);
+    assert.match(run.stdout, /- latency p99: mercure\/events \* = [\d.]+x \(target ≤ 1\.5x\): \*\*(met|missed)\*\*/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

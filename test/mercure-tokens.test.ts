@@ -510,7 +510,7 @@ describe('authorization_details', () => {
       [detail(['publish'], [{ match: 5 }]), /\.match must be a non-empty string/],
       [detail(['publish'], [{ match: 'a', match_type: 'URLPattern' }]), /match_type must be "exact" or "urlpattern"/],
       [detail(['publish'], [{ match: 'a', match_type: null }]), /match_type must be/],
-      [detail(['publish'], [{ match: 'a', matchType: 'urlpattern' }]), /matchType must be "Exact" or "URLPattern"/],
+      [detail(['publish'], [{ match: 'a', matchType: 'urlpattern' }]), /matchType must be "Exact", "URLPattern" or "URITemplate"/],
       [detail(['publish'], [{ match: 'a', matchType: 'URLPattern', match_type: 'exact' }]), /two different matcher types/],
       [detail(['publish'], [{ match: 'bell\u0007' }]), /control or format character/],
       [detail(['publish'], [{ match: 'c1\u0085' }]), /control or format character/],

@@ -222,7 +222,7 @@ test('mercure: publishers are refused clearly, and nothing refused is stored', a
 });
 
 test('mercure: bad subscriptions are refused with 400 before a stream opens; other methods get 405', async () => {
-  for (const query of ['', 'matchURLPattern=x', 'topic=', `match_urlpattern=${encodeURIComponent('https://e.com/*/*/*/*/*/x')}`]) {
+  for (const query of ['', 'matchRegexp=x', 'topic=', `match_urlpattern=${encodeURIComponent('https://e.com/*/*/*/*/*/x')}`]) {
     const response = await fetch(`${hub.url}/.well-known/mercure?${query}`);
     assert.equal(response.status, 400, query);
     assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'HERALD_ERR_INVALID_SELECTOR', query);

@@ -93,34 +93,52 @@ export function classicMatcher(selector: string): TopicMatcher {
 }
 
 /**
- * The rights of a classic token: `mercure.publish` and `mercure.subscribe`,
- * lists of selector strings (a missing list grants nothing), and
- * `mercure.payload`. A token with no `mercure` claim at all is valid and
- * grants nothing: its holder subscribes as if anonymous (digest §11).
+ * The rights of a classic token: `mercure.publish` and `mercure.subscribe`
+ * (a missing list grants nothing), and `mercure.payload`. A list holds
+ * selector strings (SPEC-CLASSIC) or matcher objects
+ * `{"match", "matchType"?, "payload"?}` (the reference hub's newer form), or
+ * both. A token with no `mercure` claim at all is valid and grants
+ * nothing: its holder subscribes as if anonymous (digest §11).
+ *
+ * Payloads: each subscribe object with a `payload` of its own is an entry of
+ * its own (in list order); the strings, and the objects without one, share
+ * one entry with `mercure.payload`, last.
  */
-export function classicRights(payload: Readonly<Record<string, unknown>>, limits: MercureTokenLimits, invalid: ClaimFailure): MercureRights {
+export function classicRights(payload: Readonly<Record<string, unknown>>, context: DetailContext, invalid: ClaimFailure): MercureRights {
+  const { limits } = context;
   const name = Object.hasOwn(payload, 'mercure') ? 'mercure' : Object.hasOwn(payload, NAMESPACED_CLASSIC_CLAIM) ? NAMESPACED_CLASSIC_CLAIM : undefined;
   if (name === undefined) return NO_RIGHTS;
   const claim = payload[name];
   if (!isPlainObject(claim)) invalid(`the token's "${name}" claim must be an object: {"publish": [...], "subscribe": [...]}`);
   let count = 0;
+  const ownPayloads: MercureSubscribeEntry[] = [];
   const list = (role: 'publish' | 'subscribe'): TopicMatcher[] => {
     const selectors = claim[role];
     if (selectors === undefined) return [];
     if (!Array.isArray(selectors)) invalid(`the token's ${name}.${role} claim must be a list of topic selectors`);
     count += selectors.length;
     if (count > limits.maxMatchers) invalid(`the token holds more than ${limits.maxMatchers} topic selectors`);
-    return selectors.map((selector: unknown, index) => {
-      if (typeof selector !== 'string') invalid(`the token's ${name}.${role}[${index}] must be a topic selector (a string)`);
-      if (byteLength(selector) > limits.maxMatcherBytes) invalid(`the token's ${name}.${role}[${index}] is longer than ${limits.maxMatcherBytes} bytes`);
-      return classicMatcher(selector);
+    const shared: TopicMatcher[] = [];
+    selectors.forEach((selector: unknown, index) => {
+      const where = `the token's ${name}.${role}[${index}]`;
+      if (typeof selector === 'string') {
+        if (byteLength(selector) > limits.maxMatcherBytes) invalid(`${where} is longer than ${limits.maxMatcherBytes} bytes`);
+        shared.push(classicMatcher(selector));
+        return;
+      }
+      if (!isPlainObject(selector)) invalid(`${where} must be a topic selector (a string) or a matcher object {"match": "..."}`);
+      const matcher = objectMatcher(selector, where, context, invalid);
+      if (role === 'subscribe' && selector.payload !== undefined) ownPayloads.push(Object.freeze({ matchers: Object.freeze([matcher]), payload: selector.payload }));
+      else shared.push(matcher);
     });
+    return shared;
   };
   const publish = Object.freeze(list('publish'));
-  const subscribe = Object.freeze(list('subscribe'));
-  // Always one entry: a classic payload is the subscriber's, shown on each of its subscriptions.
-  const entry: MercureSubscribeEntry = Object.freeze({ matchers: subscribe, payload: claim.payload });
-  return Object.freeze({ publish, subscribe, subscribeEntries: Object.freeze([entry]) });
+  const sharedSubscribe = list('subscribe');
+  const subscribe = Object.freeze([...ownPayloads.flatMap((entry) => entry.matchers), ...sharedSubscribe]);
+  // Without objects of their own payload, one entry: a classic payload is the subscriber's, shown on each of its subscriptions.
+  const entry: MercureSubscribeEntry = Object.freeze({ matchers: Object.freeze(sharedSubscribe), payload: claim.payload });
+  return Object.freeze({ publish, subscribe, subscribeEntries: Object.freeze([...ownPayloads, entry]) });
 }
 
 /** What draft-08 matchers are checked with. */
@@ -131,27 +149,32 @@ export interface DetailContext {
   readonly hubUrl: string;
 }
 
+/** `matchType` values (the current texts' case) and the kind each names. */
+const MATCH_TYPES: Readonly<Record<string, 'exact' | 'urlpattern' | 'uritemplate'>> = { Exact: 'exact', URLPattern: 'urlpattern', URITemplate: 'uritemplate' };
+
 /**
- * One topic matcher object of a detail's `topics` (SPEC-08 "Topic Matcher List"). The draft's texts spell the
- * type two ways, both taken: `matchType` (`Exact` | `URLPattern`, the current text) and `match_type`
- * (`exact` | `urlpattern`, earlier revisions). Each is case-sensitive, default exact; any other value is an
- * error, not a guess, and so are both members naming different types.
+ * One topic matcher object, `{"match": "...", "matchType"?: ..., "payload"?: ...}`, of a detail's `topics`
+ * (SPEC-08 "Topic Matcher List") or of a classic claim's lists (the reference hub's newer form). The type is
+ * spelled two ways, both taken: `matchType` (`Exact` | `URLPattern` | `URITemplate`, the current texts) and
+ * `match_type` (`exact` | `urlpattern`, earlier revisions). Each is case-sensitive, default exact; any other
+ * value is an error, not a guess, and so are both members naming different types.
  */
-function detailMatcher(value: unknown, where: string, context: DetailContext, invalid: ClaimFailure): TopicMatcher {
+export function objectMatcher(value: unknown, where: string, context: DetailContext, invalid: ClaimFailure): TopicMatcher {
   if (!isPlainObject(value)) invalid(`${where} must be an object: {"match": "...", "matchType": "Exact" | "URLPattern"}`);
   const { match } = value;
   if (typeof match !== 'string' || match === '') invalid(`${where}.match must be a non-empty string`);
   const current = value.matchType;
   const earlier = value.match_type;
-  if (current !== undefined && current !== 'Exact' && current !== 'URLPattern') invalid(`${where}.matchType must be "Exact" or "URLPattern"`);
+  if (current !== undefined && (typeof current !== 'string' || !Object.hasOwn(MATCH_TYPES, current))) invalid(`${where}.matchType must be "Exact", "URLPattern" or "URITemplate"`);
   if (earlier !== undefined && earlier !== 'exact' && earlier !== 'urlpattern') invalid(`${where}.match_type must be "exact" or "urlpattern"`);
-  const fromCurrent = current === undefined ? undefined : current === 'URLPattern' ? 'urlpattern' : 'exact';
+  const fromCurrent = current === undefined ? undefined : MATCH_TYPES[current as string];
   if (fromCurrent !== undefined && earlier !== undefined && fromCurrent !== earlier) invalid(`${where} names two different matcher types`);
   const matchType = fromCurrent ?? earlier;
   if (byteLength(match) > context.limits.maxMatcherBytes) invalid(`${where}.match is longer than ${context.limits.maxMatcherBytes} bytes`);
   if (!isMatcherText(match)) invalid(`${where}.match holds a control or format character`);
   // SPEC-08 "Matcher Types": `*` is recognised before the type is resolved.
   if (match === '*') return Object.freeze({ kind: 'any', source: match });
+  if (matchType === 'uritemplate') return classicMatcher(match);
   if (matchType === 'urlpattern') {
     let valid: boolean;
     try {
@@ -196,7 +219,7 @@ export function draft08Rights(details: unknown, context: DetailContext, invalid:
     count += topics.length;
     // Counted before the matchers are compiled, so an oversized token costs no pattern compilation.
     if (count > limits.maxMatchers) invalid(`the token holds more than ${limits.maxMatchers} topic matchers`);
-    const matchers = Object.freeze(topics.map((topic, at) => detailMatcher(topic, `${where}.topics[${at}]`, context, invalid)));
+    const matchers = Object.freeze(topics.map((topic, at) => objectMatcher(topic, `${where}.topics[${at}]`, context, invalid)));
     if (actions.includes('publish')) publish.push(...matchers);
     if (actions.includes('subscribe')) {
       subscribe.push(...matchers);

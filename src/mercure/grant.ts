@@ -126,7 +126,8 @@ export function anyMatcherMatches(matchers: readonly TopicMatcher[], topic: stri
  * subscriptionPayload(grant, 'https://example.com/bar/:id', engines); // { custom2: ... }
  */
 export function subscriptionPayload(grant: MercureGrant, subscriptionMatch: string, engines: MatcherEngines): unknown {
-  if (grant.generation === 'classic') return grant.subscribeEntries[0]?.payload;
+  // A classic token of strings only has one entry, whose payload is the subscriber's whatever it subscribes to.
+  if (grant.generation === 'classic' && grant.subscribeEntries.length === 1) return grant.subscribeEntries[0]!.payload;
   const entry = grant.subscribeEntries.find((candidate) => anyMatcherMatches(candidate.matchers, subscriptionMatch, engines));
   return entry?.payload;
 }

@@ -28,6 +28,8 @@ export const RESERVED_PATH = '/.well-known/mercure';
 /** Each matcher type's parameters: the current text's (`matchExact`, `matchURLPattern`, case-sensitive) and earlier revisions'. */
 const EXACT_PARAMETERS = new Set(['match', 'matchExact', 'match_exact']);
 const PATTERN_PARAMETERS = new Set(['matchURLPattern', 'match_urlpattern']);
+/** RFC 6570 templates by name (the reference hub's optional `URITemplate` type): what a classic `topic=` with a `{` is. */
+const TEMPLATE_PARAMETER = 'matchURITemplate';
 /**
  * C0 and C1 controls, DEL, and format characters (Unicode `Cf`, e.g. zero
  * width joiners and bidi overrides): text that looks like one topic but is
@@ -92,12 +94,15 @@ export function parseSubscription(query: URLSearchParams, lastEventIdHeader: str
     if (name === 'topic') {
       classic = true;
       matcher = { kind: value === '*' ? 'any' : value.includes('{') ? 'uri-template' : 'exact', source: value };
+    } else if (name === TEMPLATE_PARAMETER) {
+      draft08 = true;
+      matcher = { kind: value === '*' ? 'any' : 'uri-template', source: value };
     } else if (EXACT_PARAMETERS.has(name) || PATTERN_PARAMETERS.has(name)) {
       draft08 = true;
       matcher = { kind: value === '*' ? 'any' : PATTERN_PARAMETERS.has(name) ? 'url-pattern' : 'exact', source: value };
     } else if (name.toLowerCase().startsWith('match')) {
       // The prefix is reserved for matcher types: guessing what an unknown one means could leak updates.
-      throw new HeraldError('HERALD_ERR_INVALID_SELECTOR', `unknown matcher parameter ${quote(name)}; use match, matchExact, matchURLPattern (or match_exact, match_urlpattern) or topic`);
+      throw new HeraldError('HERALD_ERR_INVALID_SELECTOR', `unknown matcher parameter ${quote(name)}; use match, matchExact, matchURLPattern, matchURITemplate (or match_exact, match_urlpattern) or topic`);
     } else {
       continue;
     }

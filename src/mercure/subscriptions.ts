@@ -27,8 +27,8 @@ export const SUBSCRIPTIONS_PATH = '/.well-known/mercure/subscriptions';
 /** The JSON-LD context of every document (SPEC "JSON-LD Context"): fixed, never fetched. */
 export const MERCURE_CONTEXT = 'https://mercure.rocks/';
 
-export type MatchType = 'Exact' | 'URLPattern';
-const MATCH_TYPES: readonly string[] = ['Exact', 'URLPattern'];
+export type MatchType = 'Exact' | 'URLPattern' | 'URITemplate';
+const MATCH_TYPES: readonly string[] = ['Exact', 'URLPattern', 'URITemplate'];
 
 /** One subscription as the API and the events show it. */
 export interface SubscriptionDocument {
@@ -59,7 +59,7 @@ export function subscriptionsOf(record: PresenceRecord, active = true): Subscrip
     if (record.protocol === 'mercure-classic') {
       return { id: `${SUBSCRIPTIONS_PATH}/${encodeVariable(selector.source)}/${subscriber}`, topic: selector.source, ...common };
     }
-    const matchType: MatchType = selector.kind === 'url-pattern' ? 'URLPattern' : 'Exact';
+    const matchType: MatchType = selector.kind === 'url-pattern' ? 'URLPattern' : selector.kind === 'uri-template' ? 'URITemplate' : 'Exact';
     return { id: `${SUBSCRIPTIONS_PATH}/${matchType}/${encodeVariable(selector.source)}/${subscriber}`, matchType, match: selector.source, ...common };
   });
 }
@@ -90,7 +90,7 @@ function notFound(path: string): HeraldError {
 
 /**
  * Reads an API path (already without any base path). A first segment of
- * `Exact` or `URLPattern` is a draft-08 matcher type; anything else is a
+ * `Exact`, `URLPattern` or `URITemplate` is a draft-08 matcher type; anything else is a
  * classic topic (a classic topic spelled exactly `Exact` is not addressable,
  * as SPEC-08 leaves `*` unaddressable).
  * @throws HeraldError `HERALD_ERR_NOT_FOUND` for a path of no resource, `HERALD_ERR_BAD_REQUEST` for bad percent-encoding

@@ -278,7 +278,7 @@ export async function verifyMercureToken(token: string, role: Role, settings: Me
     if (payload.iss !== undefined && settings.issuers !== undefined && !settings.issuers.includes(payload.iss as string)) {
       invalid('the token\'s "iss" claim is not a trusted issuer');
     }
-    rights = classicRights(payload, settings.limits, invalid);
+    rights = classicRights(payload, { limits: settings.limits, validateUrlPattern: settings.validateUrlPattern, hubUrl }, invalid);
   }
 
   // jose has checked that a present exp is a number.
