@@ -96,6 +96,7 @@ describe('resolveOptions', () => {
         store: undefined,
         redis: undefined,
         redisPrefix: 'herald',
+        presenceLease: 15_000,
         workers: 1,
         jwtKey: undefined,
         jwtPublicKey: undefined,
@@ -148,7 +149,7 @@ describe('resolveOptions', () => {
       { ...options },
       {
         port: 8080, host: '::1', tlsCert: undefined, tlsKey: undefined, heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
-        shutdownTimeout: 60_000, basePath: '/herald', routes: [], historyTtl: 86_400_000, store: 'herald.db', redis: undefined, redisPrefix: 'herald', workers: 2,
+        shutdownTimeout: 60_000, basePath: '/herald', routes: [], historyTtl: 86_400_000, store: 'herald.db', redis: undefined, redisPrefix: 'herald', presenceLease: 15_000, workers: 2,
         jwtKey: undefined, jwtPublicKey: undefined, jwtPublisherKey: undefined, jwtSubscriberKey: undefined, jwtJwks: undefined, jwtClockSkew: 30_000, mercureAudience: undefined, mercureIssuer: undefined, authCookie: 'herald_auth', headTimeout: 30_000,
         corsOrigin: undefined, maxConnectionsPerIp: 0, publishRate: 0, publishBurst: 0, maxTopics: 64, metricsPort: undefined, logLevel: 'info',
       },
@@ -202,7 +203,7 @@ describe('resolveOptions', () => {
   test('routes: a list, or text naming them, all or none', () => {
     assert.deepEqual(resolveOptions({ routes: 'health, metrics' }).routes, ['health', 'metrics']);
     assert.deepEqual(resolveOptions({ routes: ['page', 'page'] }).routes, ['page']);
-    assert.deepEqual(resolveOptions({ routes: 'all' }).routes, ['page', 'dashboard', 'health', 'metrics']);
+    assert.deepEqual(resolveOptions({ routes: 'all' }).routes, ['page', 'dashboard', 'health', 'metrics', 'presence']);
     assert.deepEqual(resolveOptions({ routes: 'none' }).routes, []);
   });
   for (const [input, key] of invalid) {
@@ -368,7 +369,7 @@ describe('the herald binary', () => {
       else assert.equal(shown, String(applied), spec.flag);
     }
     assert.deepEqual(resolveOptions().routes, [], 'the library serves no optional route unless asked');
-    assert.deepEqual(defaults.routes, ['page', 'dashboard', 'health', 'metrics'], 'the command serves them all');
+    assert.deepEqual(defaults.routes, ['page', 'dashboard', 'health', 'metrics', 'presence'], 'the command serves them all');
   });
 
   test('--version prints the package.json version', async () => {

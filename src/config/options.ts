@@ -102,6 +102,12 @@ export const OPTION_TABLE = {
   store: { flag: 'store', env: ['HERALD_STORE'], kind: 'file', description: 'SQLite file keeping history across restarts (none: in memory)' },
   /** Redis URL (`redis://host:port/db`): every node publishes to and reads from it, so several processes or machines form one hub. */
   redis: { flag: 'redis', env: ['HERALD_REDIS_URL'], kind: 'redis-url', description: 'Redis URL, e.g. redis://127.0.0.1:6379: nodes sharing it form one hub (none: this process alone)' },
+  /**
+   * With Redis: how long a node's presence records (`GET /presence`, Mercure's subscriptions) outlive its last
+   * renewal, renewed every third of it. A node that dies is dropped from the listings, and its Mercure
+   * subscriptions reported ended, within about this long. Default `15s`.
+   */
+  presenceLease: { flag: 'presence-lease', env: ['HERALD_PRESENCE_LEASE'], kind: 'duration', defaultValue: 15_000, min: 300, max: 3_600_000, description: 'with --redis: how long a dead node stays in presence listings (GET /presence, Mercure subscriptions)' },
   /** Key namespace in Redis, so several hubs can share one server. Default `herald`. */
   redisPrefix: { flag: 'redis-prefix', env: ['HERALD_REDIS_PREFIX'], kind: 'name', defaultValue: 'herald', description: 'key namespace in Redis, so several hubs can share one server' },
   /** Processes serving the port (`node:cluster`); `auto` is one per core. Default `1`. Only the `herald` command uses it. */

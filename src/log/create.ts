@@ -4,6 +4,7 @@
  * asked for, so a hub that keeps history in memory loads neither.
  */
 
+import { DeferredPresence, LocalPresence, type PresenceStore } from '../presence/presence.js';
 import type { ResolvedOptions } from '../config/options.js';
 import type { EventLog, EventLogStats, LogHealth, ReadPage, ReadRequest, StoredEvent, TailListener, EventDraft } from './event-log.js';
 import { MemoryEventLog } from './memory-log.js';
@@ -11,7 +12,7 @@ import { MemoryEventLog } from './memory-log.js';
 export type EngineName = 'memory' | 'sqlite' | 'redis';
 
 /** The options that choose and shape a log. */
-export type LogOptions = Pick<ResolvedOptions, 'store' | 'redis' | 'redisPrefix' | 'history' | 'historyTtl'>;
+export type LogOptions = Pick<ResolvedOptions, 'store' | 'redis' | 'redisPrefix' | 'history' | 'historyTtl'> & Partial<Pick<ResolvedOptions, 'presenceLease'>>;
 
 export interface Engine {
   readonly name: EngineName;
@@ -45,7 +46,8 @@ export function createEventLog(options: LogOptions, notify?: (message: string) =
       return new DeferredEventLog(
         true,
         import('./redis-log.js').then(
-          ({ RedisEventLog }) => new RedisEventLog({ url, prefix: options.redisPrefix, capacity: options.history, maxAgeMs: options.historyTtl, notify }),
+          ({ RedisEventLog }) =>
+            new RedisEventLog({ url, prefix: options.redisPrefix, capacity: options.history, maxAgeMs: options.historyTtl, notify, presenceLeaseMs: options.presenceLease }),
         ),
       );
     }
@@ -118,6 +120,11 @@ export class DeferredEventLog implements EventLog {
   onGap(listener: () => void): () => void {
     this.gapListeners.add(listener);
     return () => this.gapListeners.delete(listener);
+  }
+
+  /** The opened log's store (Redis's), else this process's own. */
+  presence(node: string): PresenceStore {
+    return new DeferredPresence(this.opening.then((log) => log.presence?.(node) ?? new LocalPresence()));
   }
 
   stats(): EventLogStats {

@@ -69,6 +69,8 @@ export interface RedisLogOptions {
   readonly maxAgeMs: number;
   /** Told, in one line, when the connection to Redis is lost or back. */
   readonly notify?: (message: string) => void;
+  /** How long a node's presence records outlive its last renewal (`--presence-lease`); default `DEFAULT_LEASE_MS`. */
+  readonly presenceLeaseMs?: number;
   /** The clock age trimming measures against; tests replace it (ids come from Redis's clock regardless). */
   readonly now?: () => number;
   /**
@@ -349,6 +351,7 @@ export class RedisEventLog implements EventLog {
   /** Chosen id → stream id of the newest entry carrying it (see the file's comment). */
   private readonly idsKey: string;
   private readonly prefix: string;
+  private readonly presenceLeaseMs: number | undefined;
   private readonly maxLength: number;
   private readonly maxAgeMs: number;
   private readonly notify: (message: string) => void;
@@ -385,6 +388,7 @@ export class RedisEventLog implements EventLog {
     this.counterKey = `{${options.prefix}}:count`;
     this.idsKey = `{${options.prefix}}:ids`;
     this.prefix = options.prefix;
+    this.presenceLeaseMs = options.presenceLeaseMs;
     this.maxLength = Math.max(options.capacity, MIN_STREAM_LENGTH);
     this.maxAgeMs = options.maxAgeMs;
     this.notify = options.notify ?? (() => {});
@@ -767,7 +771,7 @@ export class RedisEventLog implements EventLog {
    * presence wants. Close the store before the log, which closes the connection.
    */
   presence(node: string): PresenceStore {
-    return new RedisPresence({ redis: this.commands, prefix: this.prefix, node, notify: this.notify });
+    return new RedisPresence({ redis: this.commands, prefix: this.prefix, node, notify: this.notify, ...(this.presenceLeaseMs === undefined ? {} : { leaseMs: this.presenceLeaseMs }) });
   }
 
   async close(): Promise<void> {

@@ -102,3 +102,34 @@ export class LocalPresence implements PresenceStore {
     return Promise.resolve();
   }
 }
+
+/**
+ * The store of a log that is still opening (Redis is imported on demand):
+ * calls wait for the real store; changes and closing never reject, as the
+ * contract says, even if the log never opens.
+ */
+export class DeferredPresence implements PresenceStore {
+  constructor(private readonly opening: Promise<PresenceStore>) {
+    opening.catch(() => undefined);
+  }
+
+  async join(record: PresenceRecord): Promise<void> {
+    await this.opening.then((store) => store.join(record), () => undefined);
+  }
+
+  async leave(record: PresenceRecord): Promise<void> {
+    await this.opening.then((store) => store.leave(record), () => undefined);
+  }
+
+  async list(): Promise<readonly PresenceRecord[]> {
+    return (await this.opening).list();
+  }
+
+  onLost(listener: (records: readonly PresenceRecord[]) => void): void {
+    this.opening.then((store) => store.onLost(listener), () => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.opening.then((store) => store.close(), () => undefined);
+  }
+}
