@@ -12,6 +12,8 @@ import { after, before, test } from 'node:test';
 import { SignJWT } from 'jose';
 import type { BrowserContext, Page } from 'playwright-core';
 import { chromiumSkip, closeChromium, launchChromium } from './support/chromium.js';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startHub, type RunningHub } from './support/helpers.js';
 
 // The callbacks given to page.evaluate() run in the page; this project compiles without the DOM types.
@@ -124,6 +126,7 @@ function rows(): Row[] {
     { name: 'classic private', generation: 'classic', topics: [r0], selectors: [['topic', r0]], private: true, received: false },
     { name: 'draft-08 raw string', generation: 'draft08', topics: [r1], selectors: [['match', r1]], received: true },
     { name: 'draft-08 URL pattern', generation: 'draft08', topics: [`https://example.net/foo/${r2}`], selectors: [['match_urlpattern', 'https://example.net/foo/:random']], received: true },
+    { name: 'draft-08 URL pattern (current spelling)', generation: 'draft08', topics: [`https://example.net/foo/${r4}`], selectors: [['matchURLPattern', 'https://example.net/foo/:random']], received: true },
     { name: 'draft-08 non-matching URL pattern', generation: 'draft08', topics: ['https://example.net/foo/nope'], selectors: [['match_urlpattern', 'https://example.net/bar/:var']], received: false },
     { name: 'draft-08 private URL pattern', generation: 'draft08', topics: [`https://example.net/foo/${r3}`], selectors: [['match_urlpattern', 'https://example.net/foo/:random']], private: true, received: false },
   ];
@@ -136,5 +139,107 @@ test('mercure in Chromium: EventSource subscribers get exactly the updates their
     assert.match(result.type, /^text\/plain(;.*)?$/, row.name);
     assert.equal(result.body, result.id, `${row.name}: the publisher's id is the answer`);
     assert.equal(result.received, row.received, `${row.name}: ${row.received ? 'received' : 'not received'}`);
+  }
+});
+
+/** A page of another origin (another port of 127.0.0.1), as an app that uses the hub would serve it. */
+async function appServer(): Promise<{ server: Server; origin: string }> {
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    response.end('<!doctype html><title>app</title>');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+test('mercure in Chromium, across origins: a listed origin subscribes withCredentials with the mercureAuthorization cookie and gets private updates; its cookie publish is taken, an unlisted page’s refused', { skip }, async () => {
+  const app = await appServer();
+  const stranger = await appServer();
+  const crossHub = await startHub({ jwtKey: DEV_KEY, corsOrigin: app.origin });
+  const crossContext = await (await launchChromium()).newContext();
+  try {
+    const topic = `https://example.net/private/${random()}`;
+    const subscriberToken = await new SignJWT({ mercure: { subscribe: [topic], publish: [topic] } }).setProtectedHeader({ alg: 'HS256' }).sign(secret);
+    // Cookies belong to the host, not the port: the hub (another port) receives the app's cookie.
+    await crossContext.addCookies([{ name: 'mercureAuthorization', value: subscriberToken, domain: '127.0.0.1', path: '/', httpOnly: true, sameSite: 'Lax' }]);
+    const appPage = await crossContext.newPage();
+    appPage.setDefaultTimeout(10_000);
+    await appPage.goto(`${app.origin}/`);
+    const result = await appPage.evaluate(
+      async ({ hubUrl, topic, token }) => {
+        const url = new URL('/.well-known/mercure', hubUrl);
+        url.searchParams.append('topic', topic);
+        const source = new EventSource(url, { withCredentials: true });
+        await new Promise((resolve, reject) => {
+          source.onopen = resolve;
+          source.onerror = () => reject(new Error('the stream did not open'));
+        });
+        const received = new Promise<string>((resolve) => {
+          source.onmessage = (event: any) => resolve(event.data);
+        });
+        // A private update, published by a backend (a token in Authorization)...
+        const backend = await fetch(new URL('/.well-known/mercure', hubUrl), {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${token}` },
+          body: new URLSearchParams([['topic', topic], ['data', 'private hello'], ['private', 'on']]),
+        });
+        const data = await received;
+        // ...and one from this page with only its cookie: the page's origin is listed, so it is taken.
+        const fromPage = await fetch(new URL('/.well-known/mercure', hubUrl), {
+          method: 'POST',
+          credentials: 'include',
+          body: new URLSearchParams([['topic', topic], ['data', 'from the page'], ['private', 'on']]),
+        });
+        source.close();
+        return { backend: backend.status, data, fromPage: fromPage.status };
+      },
+      { hubUrl: crossHub.url, topic, token: tokens.classic },
+    );
+    assert.equal(result.backend, 200);
+    assert.equal(result.data, 'private hello', 'the cookie opened the private update');
+    assert.equal(result.fromPage, 200, 'a cookie publish from a listed origin');
+
+    // A page of an origin the hub does not list: its cookie publish is refused (CSRF), even as a no-cors form post.
+    const strangerPage = await crossContext.newPage();
+    await strangerPage.goto(`${stranger.origin}/`);
+    const refused = await strangerPage.evaluate(
+      async ({ hubUrl, topic }) => {
+        await fetch(new URL('/.well-known/mercure', hubUrl), {
+          method: 'POST',
+          mode: 'no-cors',
+          credentials: 'include',
+          body: new URLSearchParams([['topic', topic], ['data', 'forged']]),
+        });
+        return true;
+      },
+      { hubUrl: crossHub.url, topic },
+    );
+    assert.equal(refused, true);
+    // A last update after the stranger's attempt: the replay reads up to it, so a stored forgery would show.
+    const last = await fetch(`${crossHub.url}/.well-known/mercure`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${subscriberToken}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams([['topic', topic], ['data', 'the end']]),
+    });
+    assert.equal(last.status, 200);
+    // What the hub stored: the backend's and the listed page's updates, not the stranger's.
+    const stored = await fetch(`${crossHub.url}/.well-known/mercure?topic=${encodeURIComponent(topic)}&lastEventID=earliest`, {
+      headers: { Authorization: `Bearer ${subscriberToken}` },
+    });
+    const reader = stored.body!.getReader();
+    let text = '';
+    while (!text.includes('the end')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    await reader.cancel();
+    assert.ok(text.includes('private hello') && text.includes('from the page') && text.includes('the end'), text);
+    assert.ok(!text.includes('forged'), 'the stranger’s cookie publish was not stored');
+  } finally {
+    await crossContext.close();
+    await crossHub.close();
+    app.server.close();
+    stranger.server.close();
   }
 });
