@@ -195,6 +195,27 @@ describe('mercure active subscriptions', () => {
     assert.equal(post.headers.get('allow'), 'GET, HEAD');
   });
 
+  test('a stream opened with a token ends at the token’s exp, and its subscription is reported ended', async () => {
+    const topic = fresh();
+    const watcher = await SseTap.open(hub.url, `/.well-known/mercure?topic=${encodeURIComponent('/.well-known/mercure/subscriptions{/topic}{/subscriber}')}`, {
+      Authorization: `Bearer ${watcherToken}`,
+    });
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const shortLived = await new SignJWT({ aud: AUDIENCE, authorization_details: [{ type: 'mercure', actions: ['subscribe'], topics: [{ match: topic }] }] })
+      .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+      .setExpirationTime(exp)
+      .sign(secret);
+    // A classic stream, so the watcher's classic selector covers its subscription events.
+    const client = await SseTap.open(hub.url, `/.well-known/mercure?topic=${encodeURIComponent(topic)}`, { Authorization: `Bearer ${shortLived}` });
+    assert.equal(client.status, 200);
+    await client.waitForEnd(20_000);
+    // The hub ended it, and not before the token's exp (timers never fire early by more than their clock's grain).
+    assert.ok(Date.now() >= exp * 1000 - 50, `ended ${exp * 1000 - Date.now()} ms before exp`);
+    await watcher.until(() => eventsFor(watcher, topic).length === 2, 'the subscription reported started and ended');
+    assert.deepEqual(eventsFor(watcher, topic).map((document) => document.active), [true, false]);
+    watcher.close();
+  });
+
   test('publishers cannot forge subscription events: the reserved namespace is refused (403)', async () => {
     const response = await fetch(`${hub.url}/.well-known/mercure`, {
       method: 'POST',

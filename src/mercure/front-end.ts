@@ -244,8 +244,14 @@ export class MercureFrontEnd {
       hub.appendOwn(subscriptionEvents(record, active)).catch(() => {
         // The log refused (down, shutting down): the events are lost, the presence is not; nothing else waits on them.
       });
-    const joined = hub.presence.join(record).then(() => (subscriber.isClosed() ? undefined : report(true)));
-    subscriber.onClose(() => hub.track(joined.then(() => hub.presence.leave(record)).then(() => report(false))));
+    // A stream gone before it was announced is never announced, nor its end.
+    let announced = false;
+    const joined = hub.presence.join(record).then(() => {
+      if (subscriber.isClosed()) return undefined;
+      announced = true;
+      return report(true);
+    });
+    subscriber.onClose(() => hub.track(joined.then(() => hub.presence.leave(record)).then(() => (announced ? report(false) : undefined))));
   }
 
   /**
