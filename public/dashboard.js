@@ -93,9 +93,15 @@
       return row;
     }));
     $('subscriber-count').textContent = String(stats.connections);
+    // Streams per API: Herald's /events, Mercure draft-08, Mercure classic.
+    const apiNames = { herald: '/events', mercure: 'Mercure', 'mercure-classic': 'Mercure (classic)' };
+    $('protocols').textContent = Object.entries(stats.protocols ?? {})
+      .map(([protocol, count]) => `${apiNames[protocol] ?? protocol}: ${number.format(count)}`)
+      .join(' · ');
     replaceRows($('subscribers'), stats.subscribers.map((subscriber) => {
       const row = document.createElement('tr');
       cell(row, subscriber.address + (subscriber.token ? ' (token)' : ''));
+      cell(row, apiNames[subscriber.protocol] ?? subscriber.protocol ?? '/events');
       cell(row, subscriber.topics.length === 0 ? '(everything)' : subscriber.topics.join(', '));
       cell(row, new Date(subscriber.since).toLocaleTimeString());
       cell(row, bytes(subscriber.queuedBytes));

@@ -357,6 +357,14 @@ test('the dashboard shows live counters, topics, subscribers and a tail of event
     await taps[0]!.until(() => taps[0]!.events.some((e) => e.id === formId), 'the event published from the dashboard');
     assert.equal(taps[0]!.events.find((e) => e.id === formId)!.data, '{"order":2001,"items":2}');
 
+    // A Mercure stream joins: the table says which API each stream uses, the heading counts them per API.
+    taps.push(await SseTap.open(hub.url, `/.well-known/mercure?topic=${encodeURIComponent('https://example.com/orders/{id}')}`));
+    await waitForText(page, 'c-connections', '4');
+    await page.waitForFunction(() => /Mercure \(classic\): 1/.test(document.getElementById('protocols')?.textContent ?? ''));
+    assert.match(await textOf(page, 'protocols'), /\/events: 3/);
+    const apis = await page.$$eval('#subscribers tr', (trs) => trs.map((tr) => tr.querySelectorAll('td')[1]?.textContent));
+    assert.deepEqual([...apis].sort(), ['/events', '/events', '/events', 'Mercure (classic)']);
+
     // Charts have points, then a picture for the README.
     await page.waitForFunction(() => (document.querySelector('#chart-events polyline')?.getAttribute('points') ?? '').split(' ').length >= 3);
     await page.evaluate(() => document.activeElement?.blur());

@@ -46,7 +46,11 @@ export interface DashboardStats {
     readonly queuedBytes: number;
     readonly requestId: string;
     readonly token: boolean;
+    /** `herald` (`/events`), `mercure` (draft-08) or `mercure-classic`. */
+    readonly protocol: string;
   }[];
+  /** Open streams per API (`herald`, `mercure`, `mercure-classic`). */
+  readonly protocols: Readonly<Record<string, number>>;
   /** Tail events left out since the last figures (past the per-second cap). */
   readonly tailSkipped: number;
 }
@@ -123,7 +127,10 @@ export class DashboardFeed {
     const counters = this.hub.counters();
     const streams = this.hub.streams();
     const perSelector = new Map<string, number>();
+    const protocols: Record<string, number> = {};
     for (const stream of streams) {
+      const protocol = stream.protocol ?? 'herald';
+      protocols[protocol] = (protocols[protocol] ?? 0) + 1;
       const selectors = stream.selectors.length === 0 ? ['(everything)'] : stream.selectors.map((selector) => selector.source);
       for (const selector of selectors) perSelector.set(selector, (perSelector.get(selector) ?? 0) + 1);
     }
@@ -151,7 +158,9 @@ export class DashboardFeed {
           queuedBytes: stream.sink.pendingBytes,
           requestId: stream.requestId ?? '',
           token: stream.scope !== undefined,
+          protocol: stream.protocol ?? 'herald',
         })),
+      protocols,
       tailSkipped: this.tailSkipped,
     };
   }

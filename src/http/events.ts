@@ -84,6 +84,7 @@ export class EventStreams {
       since: subscriber.connectedAt,
       node: this.hub.node,
     };
+    subscriber.protocol = record.protocol;
     const joined = this.hub.presence.join(record);
     subscriber.onClose(() => this.hub.track(joined.then(() => this.hub.presence.leave(record))));
     return subscriber;

@@ -37,6 +37,8 @@ export class Subscriber {
   /** The client's address and the request's id, for logs and the dashboard. */
   address: string | undefined;
   requestId: string | undefined;
+  /** Which API opened the stream (`herald`, `mercure`, `mercure-classic`), for the dashboard; set by the front end. */
+  protocol: string | undefined;
   /** Ends the stream when the subscriber's token expires. */
   expiry: NodeJS.Timeout | undefined;
   closeReason: CloseReason | undefined;

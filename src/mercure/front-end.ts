@@ -240,6 +240,7 @@ export class MercureFrontEnd {
    */
   private announce(subscriber: Subscriber, record: PresenceRecord): void {
     const { hub } = this;
+    subscriber.protocol = record.protocol;
     const report = (active: boolean): Promise<unknown> =>
       hub.appendOwn(subscriptionEvents(record, active)).catch(() => {
         // The log refused (down, shutting down): the events are lost, the presence is not; nothing else waits on them.
