@@ -125,6 +125,14 @@ test('three nodes on Redis: a subscription on one node is announced on another a
       assert.ok(topics.includes(doomedTopic) && topics.includes(keptTopic), `${node.url} lists both: ${topics.join(', ')}`);
     }
 
+    // Herald's own view from any node: the three streams, on the three nodes.
+    const admin = await mintToken({ key: DEV_KEY, subscribe: ['**'], ttlSeconds: 3600 });
+    const before = (await getJson(`${nodes[2]!.url}/presence`, admin)).body;
+    assert.equal(before.count, 3, JSON.stringify(before));
+    assert.equal(Object.keys(before.nodes).length, 3, 'one stream on each node');
+    const doomedNode = (before.streams as Document[]).find((stream) => stream.selectors[0] === doomedTopic)!.node as string;
+    assert.equal(pidOf(doomedNode), nodes[1]!.child.pid);
+
     nodes[1]!.child.kill('SIGKILL');
     await nodes[1]!.exited;
     await within(
@@ -139,6 +147,9 @@ test('three nodes on Redis: a subscription on one node is announced on another a
       assert.ok(!topics.includes(doomedTopic), 'the dead node’s subscription is no longer listed');
       assert.ok(topics.includes(keptTopic));
     }
+    const afterwards = (await getJson(`${nodes[0]!.url}/presence`, admin)).body;
+    assert.ok(!(afterwards.streams as Document[]).some((stream) => stream.node === doomedNode), 'the dead node is gone from /presence');
+    assert.equal(afterwards.count, 2);
     // Ended streams on a live node are reported by that node, once.
     streams[1]!.close();
     await watcher.until(() => announced(watcher, keptTopic).length === 2, 'the kept subscription ended');
