@@ -27,7 +27,10 @@
  *    with parts that can cross (wildcards, regexp groups, optional groups).
  *    There the count is those crossing parts plus the most named groups in
  *    any one segment, so `/subscriptions/:type/:match/:subscriber` (SPEC-08's
- *    own example) costs 1, and `/:a-:b-:c` still 3.
+ *    own example) costs 1, and `/:a-:b-:c` still 3. Only a `/` that is always
+ *    there separates segments (not one in `{…}`, nor the prefix of an
+ *    optional part, which may vanish with it), and only for a protocol that
+ *    matches a special scheme (elsewhere a named group crosses `/` too).
  * 4. No repeat modifier (`*` or `+` after a part, as in `:path+`): it puts a
  *    quantifier around a quantified group, the textbook exponential case
  *    (`((?:[^/]+?)+)` outside the pathname). `/*` (or `?` for optional)
@@ -90,12 +93,12 @@ interface ComponentScan {
  * the URL Pattern tokenizer: `\` escapes, `:name`, `(regexp)`, `*`, `{…}` and
  * a modifier after a part. Throws `PatternRefused` past the rules 4 and 5.
  */
-function scanComponent(component: string, pattern: string): ComponentScan {
+function scanComponent(component: string, pattern: string, segmented = false): ComponentScan {
   if (pattern === '*') return { parts: 0, cost: 0, regexps: 0 };
   let parts = 0;
   let regexps = 0;
-  /** Pathname: named groups of the current segment, the most in any segment, and the parts that can cross a `/`. */
-  const bySegment = component === 'pathname';
+  /** Segmented pathname: named groups of the current segment, the most in any segment, and the parts that can cross a `/`. */
+  const bySegment = segmented;
   let segmentParts = 0;
   let fullestSegment = 0;
   let crossing = 0;
@@ -117,7 +120,8 @@ function scanComponent(component: string, pattern: string): ComponentScan {
   };
   const part = (boundToSegment = false): void => {
     parts++;
-    if (bySegment && boundToSegment) fullestSegment = Math.max(fullestSegment, ++segmentParts);
+    // A named group inside `{…}` may vanish with its group, joining the segments around it: it counts as crossing.
+    if (bySegment && boundToSegment && !inGroup) fullestSegment = Math.max(fullestSegment, ++segmentParts);
     else crossing++;
     if (inGroup) groupHasPart = true;
     // Inside a group the modifier follows the closing brace, not the part.
@@ -149,7 +153,9 @@ function scanComponent(component: string, pattern: string): ComponentScan {
       }
       part(!custom);
     } else if (c === '/') {
-      segmentParts = 0;
+      // Only a `/` that is always there separates segments: not one inside `{…}`, nor the implicit prefix of an
+      // optional part (`/:id?` may match nothing at all, `/` included, and join its neighbours into one segment).
+      if (!inGroup && !optionalPartAt(i + 1)) segmentParts = 0;
       i++;
     } else if (c === '(') {
       regexps++;
@@ -163,6 +169,36 @@ function scanComponent(component: string, pattern: string): ComponentScan {
     }
   }
   return { parts, cost: bySegment ? crossing + fullestSegment : parts, regexps };
+
+  /** Whether a part with the `?` modifier starts at `at` (a named group, a regexp group or a wildcard). */
+  function optionalPartAt(at: number): boolean {
+    let j = at;
+    if (pattern[j] === ':') {
+      j++;
+      while (j < pattern.length && NAME_CHAR.test(pattern[j]!)) j++;
+    } else if (pattern[j] !== '(' && pattern[j] !== '*') {
+      return false;
+    }
+    if (pattern[j] === '*') j++;
+    else if (pattern[j] === '(') j = afterRegexp(j);
+    return pattern[j] === '?';
+  }
+
+  /** The index after the `(…)` group starting at `at`. */
+  function afterRegexp(at: number): number {
+    let depth = 0;
+    let inClass = false;
+    let j = at;
+    for (; j < pattern.length; j++) {
+      const c = pattern[j];
+      if (c === '\\') j++;
+      else if (inClass) inClass = c !== ']';
+      else if (c === '[') inClass = true;
+      else if (c === '(') depth++;
+      else if (c === ')' && --depth === 0) break;
+    }
+    return j + 1;
+  }
 
   /** Reads `(…)` from `i` (at the `(`), leaving `i` after the `)`; refuses a body outside rule 5. */
   function readRegexp(): void {
@@ -185,6 +221,22 @@ function scanComponent(component: string, pattern: string): ComponentScan {
   }
 }
 
+const SPECIAL_SCHEMES = ['http', 'https', 'ws', 'wss', 'ftp', 'file'];
+
+/**
+ * Whether the pattern's protocol matches a special scheme: then (URL Pattern
+ * standard, "protocol component matches a special scheme") its pathname is
+ * compiled with `/` as the delimiter, and a named group is `[^/]+?`.
+ */
+function protocolMatchesSpecialScheme(pattern: URLPattern): boolean {
+  try {
+    const protocol = new URLPattern({ protocol: pattern.protocol });
+    return SPECIAL_SCHEMES.some((scheme) => protocol.test({ protocol: scheme }));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Applies the cost rule to a compiled pattern; throws `PatternRefused`
  * (`too-complex`) if it breaks it.
@@ -192,8 +244,10 @@ function scanComponent(component: string, pattern: string): ComponentScan {
 export function checkPatternCost(pattern: URLPattern): void {
   let total = 0;
   let regexps = 0;
+  // Named groups stop at `/` only in the pathname of a special scheme; elsewhere (`foo:/:a/:b`) they match anything.
+  const segmented = protocolMatchesSpecialScheme(pattern);
   for (const component of COMPONENTS) {
-    const scan = scanComponent(component, pattern[component]);
+    const scan = scanComponent(component, pattern[component], component === 'pathname' && segmented);
     if (scan.cost > MAX_PATTERN_PARTS_PER_COMPONENT) {
       const counted = component === 'pathname' ? ' that can compete (named groups in one segment, plus regexp groups, wildcards and optional groups)' : ' (named groups, regexp groups, wildcards, optional groups)';
       throw new PatternRefused(
