@@ -223,6 +223,17 @@ describe('mercure active subscriptions', () => {
       body: new URLSearchParams([['topic', `${SUBSCRIPTIONS}/x/urn%3Auuid%3A1`], ['data', '{"active":false}']]),
     });
     assert.equal(response.status, 403);
+    // Nor through Herald's own publish: a relative topic that URL patterns read as under the hub URL (review).
+    const admin = await mintToken({ publish: ['**'], key: DEV_KEY, ttlSeconds: 3600 });
+    for (const topic of ['mercure/subscriptions/Exact/x/urn%3Auuid%3Aforged', 'mercure/x']) {
+      const trigger = await fetch(`${hub.url}/trigger`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ topic, data: { type: 'Subscription', active: true } }),
+      });
+      assert.equal(trigger.status, 403, topic);
+      assert.equal(((await trigger.json()) as Document).error.code, 'HERALD_ERR_FORBIDDEN');
+    }
   });
 
   test('the protected resource metadata names the resource, the bearer methods, the cookie and the revision', async () => {

@@ -271,7 +271,7 @@ export class HttpLayer {
   private async trigger(context: RequestContext): Promise<void> {
     if (this.draining) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { retryAfter: 1 });
     const { exchange } = context;
-    const limits = { maxBody: this.settings.maxBody, bodyTimeout: this.settings.bodyTimeout, rate: this.settings.rate };
+    const limits = { maxBody: this.settings.maxBody, bodyTimeout: this.settings.bodyTimeout, rate: this.settings.rate, basePath: this.settings.basePath };
     const done = publishRequest(this.hub, exchange, limits, this.settings.access).then((published) => {
       if (published !== undefined) respondJson(exchange, 202, published, context.fields);
     });

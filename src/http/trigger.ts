@@ -7,6 +7,8 @@
  * known. An unauthenticated client never makes the hub read its body.
  */
 
+import { isReserved } from '../mercure/requests.js';
+import { MERCURE_PATH } from '../mercure/tokens.js';
 import { HeraldError } from '../errors.js';
 import type { Hub, Published } from '../hub/hub.js';
 import { draftFromText, draftsFromBody } from '../hub/messages.js';
@@ -19,6 +21,8 @@ export interface TriggerLimits {
   readonly maxBody: number;
   readonly bodyTimeout: number;
   readonly rate: PublishRateLimiter;
+  /** `--base-path`: the hub URL Mercure resolves relative topics against sits under it. */
+  readonly basePath?: string | undefined;
 }
 
 type MediaType = 'json' | 'text';
@@ -94,6 +98,22 @@ async function readDrafts(exchange: HttpExchange, type: MediaType, limits: Trigg
   return parseJsonBody(body);
 }
 
+/**
+ * Topics that Mercure streams read as under `/.well-known/mercure` (URL
+ * patterns resolve relative topics against the hub URL: `mercure/subscriptions/…`
+ * becomes `/.well-known/mercure/subscriptions/…`) are the hub's own, as
+ * through Mercure's publish: nobody forges a subscription event.
+ * @throws HeraldError `HERALD_ERR_FORBIDDEN`
+ */
+function refuseReserved(topic: string | undefined, basePath: string | undefined): void {
+  if (topic === undefined) return;
+  const hubs = basePath === undefined ? [RESERVED_BASE] : [RESERVED_BASE, `http://reserved.invalid${basePath}${MERCURE_PATH}`];
+  if (hubs.some((hubUrl) => isReserved(topic, hubUrl))) {
+    throw new HeraldError('HERALD_ERR_FORBIDDEN', `the topic ${JSON.stringify(topic.slice(0, 200))} names the hub's own resources (${MERCURE_PATH}/…), which only the hub publishes to`);
+  }
+}
+const RESERVED_BASE = `http://reserved.invalid${MERCURE_PATH}`;
+
 export function rateLimited(wait: number, events: number): HeraldError {
   return Number.isFinite(wait)
     ? new HeraldError('HERALD_ERR_RATE_LIMITED', `this address publishes more than --publish-rate allows; retry in ${wait} s`, { retryAfter: wait })
@@ -121,6 +141,7 @@ export async function publishRequest(
   if (wait > 0) throw rateLimited(wait, drafts.length);
   // Nothing is stored unless every event is allowed.
   access.authorizePublish(publisher, drafts);
+  for (const draft of drafts) refuseReserved(draft.topic, limits.basePath);
   // The client left meanwhile: store nothing it cannot hear about.
   if (exchange.isGone()) return undefined;
   const published = await hub.append(drafts);
