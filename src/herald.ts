@@ -129,6 +129,7 @@ export class Herald {
         tokens: mercureTokens,
         maxTopics: options.maxTopics,
         secure: this.tls !== undefined,
+        subscriptionEvents: options.mercureSubscriptions,
         trustedOrigins: (parseOrigins(options.corsOrigin ?? '') ?? []).filter((origin) => origin !== '*'),
       },
     });

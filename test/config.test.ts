@@ -105,6 +105,7 @@ describe('resolveOptions', () => {
         jwtJwks: undefined,
         jwtClockSkew: 30_000,
         mercureAudience: undefined,
+        mercureSubscriptions: false,
         mercureIssuer: undefined,
         authCookie: 'herald_auth',
         headTimeout: 30_000,
@@ -150,7 +151,7 @@ describe('resolveOptions', () => {
       {
         port: 8080, host: '::1', tlsCert: undefined, tlsKey: undefined, heartbeat: 15_000, retry: 500, history: 5, maxConnections: 20, maxBody: 524_288, maxBuffer: 2048,
         shutdownTimeout: 60_000, basePath: '/herald', routes: [], historyTtl: 86_400_000, store: 'herald.db', redis: undefined, redisPrefix: 'herald', presenceLease: 15_000, workers: 2,
-        jwtKey: undefined, jwtPublicKey: undefined, jwtPublisherKey: undefined, jwtSubscriberKey: undefined, jwtJwks: undefined, jwtClockSkew: 30_000, mercureAudience: undefined, mercureIssuer: undefined, authCookie: 'herald_auth', headTimeout: 30_000,
+        jwtKey: undefined, jwtPublicKey: undefined, jwtPublisherKey: undefined, jwtSubscriberKey: undefined, jwtJwks: undefined, jwtClockSkew: 30_000, mercureAudience: undefined, mercureIssuer: undefined, mercureSubscriptions: false, authCookie: 'herald_auth', headTimeout: 30_000,
         corsOrigin: undefined, maxConnectionsPerIp: 0, publishRate: 0, publishBurst: 0, maxTopics: 64, metricsPort: undefined, logLevel: 'info',
       },
     );
@@ -199,6 +200,12 @@ describe('resolveOptions', () => {
     [{ routes: 'health,admin' }, 'routes'],
     [{ routes: ['page', 'nope'] as never }, 'routes'],
   ];
+
+  test('switches: on/off, true/false, yes/no, 1/0, or a boolean; anything else is refused', () => {
+    for (const on of ['on', 'ON', 'true', 'yes', '1', ' on ', true]) assert.equal(resolveOptions({ mercureSubscriptions: on }).mercureSubscriptions, true, String(on));
+    for (const off of ['off', 'false', 'no', '0', false]) assert.equal(resolveOptions({ mercureSubscriptions: off }).mercureSubscriptions, false, String(off));
+    assert.throws(() => resolveOptions({ mercureSubscriptions: 'maybe' }), /mercureSubscriptions.*on or off/);
+  });
 
   test('routes: a list, or text naming them, all or none', () => {
     assert.deepEqual(resolveOptions({ routes: 'health, metrics' }).routes, ['health', 'metrics']);
@@ -365,6 +372,7 @@ describe('the herald binary', () => {
       if (spec.kind === 'duration') assert.equal(parseDuration(shown), applied, spec.flag);
       else if (spec.kind === 'size') assert.equal(parseSize(shown), applied, spec.flag);
       else if (spec.kind === 'routes') assert.deepEqual(resolveOptions({ routes: shown }).routes, applied, spec.flag);
+      else if (spec.kind === 'switch') assert.equal((resolveOptions({ [spec.key]: shown }) as unknown as Record<string, unknown>)[spec.key], applied, spec.flag);
       else if (applied === undefined) assert.equal(shown, '(none)', spec.flag);
       else assert.equal(shown, String(applied), spec.flag);
     }

@@ -52,7 +52,7 @@ after(async () => {
 });
 
 test('--workers 2: subscriptions on both workers are announced and listed by either; a killed worker’s are reported ended once', async () => {
-  const hub = await spawnHerald(['--workers', '2', '--jwt-key', DEV_KEY, '--heartbeat', '0']);
+  const hub = await spawnHerald(['--workers', '2', '--jwt-key', DEV_KEY, '--heartbeat', '0', '--mercure-subscriptions', 'on']);
   const streams: SseTap[] = [];
   try {
     const token = await classic({ subscribe: ['*'] }, 'watcher');
@@ -107,7 +107,7 @@ test('three nodes on Redis: a subscription on one node is announced on another a
   const streams: SseTap[] = [];
   try {
     for (let i = 0; i < 3; i++) {
-      nodes.push(await spawnHerald(['--redis', redis!.url, '--redis-prefix', prefix, '--presence-lease', '1s', '--jwt-key', DEV_KEY, '--heartbeat', '0']));
+      nodes.push(await spawnHerald(['--redis', redis!.url, '--redis-prefix', prefix, '--presence-lease', '1s', '--jwt-key', DEV_KEY, '--heartbeat', '0', '--mercure-subscriptions', 'on']));
     }
     const token = await classic({ subscribe: ['*'] }, 'watcher');
     const watcher = await SseTap.open(nodes[0]!.url, WATCH, { Authorization: `Bearer ${token}` });

@@ -57,7 +57,7 @@ describe('mercure active subscriptions', () => {
   let watcherToken: string;
 
   before(async () => {
-    hub = await startHub({ jwtKey: DEV_KEY, mercureAudience: AUDIENCE });
+    hub = await startHub({ jwtKey: DEV_KEY, mercureAudience: AUDIENCE, mercureSubscriptions: true });
     watcherToken = await classic({ subscribe: ['/.well-known/mercure/subscriptions{/topic}{/subscriber}'] });
   });
   after(() => hub.close());
@@ -291,8 +291,8 @@ describe('mercure active subscriptions', () => {
   });
 });
 
-describe('without any key', () => {
-  test('the subscriptions API and /presence answer this machine', async () => {
+describe('by default: no subscription events, no key', () => {
+  test('the subscriptions API and /presence answer this machine; nothing is written to the history', async () => {
     const hub = await startHub({});
     try {
       const topic = fresh();
@@ -300,8 +300,19 @@ describe('without any key', () => {
       const listing = await getJson(hub, SUBSCRIPTIONS, null);
       assert.equal(listing.status, 200);
       assert.ok((listing.body.subscriptions as Document[]).some((document) => document.topic === topic));
-      assert.equal((await getJson(hub, '/presence', null)).status, 200);
+      assert.equal(listing.body.lastEventID, 'earliest', 'no event at all: not even the subscription’s');
       tap.close();
+      // The stream's end is handled (its presence record goes) without an update either.
+      for (let attempt = 0; attempt < 200; attempt++) {
+        const again = await getJson(hub, SUBSCRIPTIONS, null);
+        if ((again.body.subscriptions as Document[]).length === 0) break;
+        assert.ok(attempt < 199, 'the closed stream left the listing');
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.equal((await getJson(hub, '/health', null)).body.published, 0);
+      const second = await SseTap.open(hub.url, `/.well-known/mercure?topic=${encodeURIComponent(topic)}`);
+      assert.equal((await getJson(hub, '/presence', null)).status, 200);
+      second.close();
     } finally {
       await hub.close();
     }

@@ -37,6 +37,7 @@ interface KindValue {
   urls: string;
   'log-level': LogLevel;
   routes: readonly Route[];
+  switch: boolean;
 }
 
 /** What an option of each kind takes from a library user: the value, or text (flags and env vars are text). */
@@ -55,6 +56,7 @@ interface KindInput {
   urls: string;
   'log-level': LogLevel | string;
   routes: string | readonly Route[];
+  switch: boolean | string;
 }
 
 type Kind = keyof KindValue;
@@ -65,7 +67,7 @@ interface SpecInput {
   readonly env: readonly string[];
   readonly kind: Kind;
   /** Absent: the option is unset (`undefined`) unless given. */
-  readonly defaultValue?: number | string | readonly string[];
+  readonly defaultValue?: number | string | boolean | readonly string[];
   /** The `herald` command's default, where it differs from the library's. */
   readonly cliDefault?: string;
   readonly min?: number;
@@ -132,6 +134,13 @@ export const OPTION_TABLE = {
   mercureAudience: { flag: 'mercure-audience', env: ['HERALD_MERCURE_AUDIENCE'], kind: 'urls', description: "the aud a Mercure draft-08 token must hold, e.g. https://hub.example/.well-known/mercure (none: the request's own hub URL)" },
   /** Issuers a Mercure draft-08 token's `iss` must be one of, comma-separated. Unset: not checked. */
   mercureIssuer: { flag: 'mercure-issuer', env: ['HERALD_MERCURE_ISSUER'], kind: 'urls', description: 'issuers a Mercure draft-08 token may come from, comma-separated (none: not checked)' },
+  /**
+   * Whether Mercure streams' subscriptions are announced as `active: true` / `false` updates (SPEC "Subscription
+   * Events"). Off by default, as in the reference hub: each selector of each stream then writes two updates to
+   * the history, which anonymous clients could use to push other updates out of it. The subscriptions API and
+   * `GET /presence` answer either way. Default `off`.
+   */
+  mercureSubscriptions: { flag: 'mercure-subscriptions', env: ['HERALD_MERCURE_SUBSCRIPTIONS'], kind: 'switch', defaultValue: false, description: 'publish Mercure subscription events (active: true/false) for every Mercure stream: on or off' },
   /** The cookie a browser sends its token in. Default `herald_auth`. */
   authCookie: { flag: 'auth-cookie', env: ['HERALD_AUTH_COOKIE'], kind: 'name', defaultValue: 'herald_auth', description: 'cookie holding the token for browsers' },
   /** Open streams at most; more are refused with `503`. Default `10000`. */
@@ -205,6 +214,7 @@ const EXPECTED: Record<Kind, string> = {
   origins: 'origins such as https://app.example.com (scheme, host and port only), comma-separated, or *',
   urls: 'absolute URLs such as https://hub.example, comma-separated',
   routes: `route names (${ROUTES.join(', ')}), comma-separated, all or none`,
+  switch: 'on or off',
 };
 
 /** Kinds whose empty text means "not given" (an empty env var, `--store ''`). */
@@ -219,8 +229,15 @@ function parseRoutes(value: unknown): readonly Route[] | undefined {
   return parseRoutes(text.split(',').map((item) => item.trim()));
 }
 
-function convert(kind: Kind, value: unknown): number | string | readonly Route[] | undefined {
+/** On/off as people write it in flags and env vars. */
+const SWITCH_WORDS: Readonly<Record<string, boolean>> = { on: true, true: true, yes: true, '1': true, off: false, false: false, no: false, '0': false };
+
+function convert(kind: Kind, value: unknown): number | string | boolean | readonly Route[] | undefined {
   if (kind === 'routes') return parseRoutes(value);
+  if (kind === 'switch') {
+    if (typeof value === 'boolean') return value;
+    return typeof value === 'string' ? SWITCH_WORDS[value.trim().toLowerCase()] : undefined;
+  }
   if (typeof value !== 'number' && typeof value !== 'string') return undefined;
   if (kind === 'host') return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
   if (kind === 'file' || kind === 'secret') return typeof value === 'string' ? value : undefined;
@@ -265,6 +282,7 @@ export function formatDefault(spec: OptionSpec, surface: 'library' | 'cli' = 'li
   if (surface === 'cli' && spec.cliDefault !== undefined) return spec.cliDefault;
   const value = spec.defaultValue;
   if (value === undefined) return '(none)';
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
   if (spec.kind === 'duration') return formatDuration(value as number);
   if (spec.kind === 'size') return formatSize(value as number);
   if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',');

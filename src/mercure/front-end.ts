@@ -51,6 +51,8 @@ export interface MercureSettings {
   readonly basePath: string | undefined;
   /** Whether the hub is served over TLS: part of the hub URL tokens are issued for. */
   readonly secure: boolean;
+  /** `--mercure-subscriptions`: whether subscriptions are announced as `active` updates. */
+  readonly subscriptionEvents: boolean;
   /** Origins listed in `--cors-origin` (not `*`): pages there may publish with a cookie. */
   readonly trustedOrigins: readonly string[];
   readonly rate: PublishRateLimiter;
@@ -122,6 +124,7 @@ export class MercureFrontEnd {
   ) {
     // Streams of a node that died ended without a word: this node, told once for the whole hub, says they ended.
     hub.presence.onLost((records) => {
+      if (!settings.subscriptionEvents) return;
       const drafts = records.flatMap((record) => subscriptionEvents(record, false));
       // In batches of bounded size: a node that held thousands of streams is reported in several appends.
       for (let at = 0; at < drafts.length; at += LOST_BATCH) hub.track(hub.appendOwn(drafts.slice(at, at + LOST_BATCH)).catch(() => undefined));
@@ -242,7 +245,7 @@ export class MercureFrontEnd {
     const { hub } = this;
     subscriber.protocol = record.protocol;
     const report = (active: boolean): Promise<unknown> =>
-      hub.appendOwn(subscriptionEvents(record, active)).catch(() => {
+      !this.settings.subscriptionEvents ? Promise.resolve() : hub.appendOwn(subscriptionEvents(record, active)).catch(() => {
         // The log refused (down, shutting down): the events are lost, the presence is not; nothing else waits on them.
       });
     // A stream gone before it was announced is never announced, nor its end.
