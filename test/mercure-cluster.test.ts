@@ -38,9 +38,9 @@ function announced(watcher: SseTap, topic: string): Document[] {
   return watcher.events.map((event) => JSON.parse(event.data) as Document).filter((document) => document.topic === topic);
 }
 
-/** The pid of the process holding a stream, from its presence record's `node` (`host:pid`). */
+/** The pid of the process holding a stream, from its presence record's `node` (`host:pid-suffix`). */
 function pidOf(node: string): number {
-  return Number(node.slice(node.lastIndexOf(':') + 1));
+  return Number(/:(\d+)-[0-9a-f]+$/.exec(node)?.[1]);
 }
 
 let redis: TestRedis | undefined;

@@ -10,7 +10,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
-import { encodeVariable } from '../src/mercure/subscriptions.js';
+import { encodeVariable, subscriptionsOf } from '../src/mercure/subscriptions.js';
+import { anySelector, exactSelector } from '../src/topics/selectors.js';
 import { mintToken } from '../src/index.js';
 import { SseTap, startHub, type RunningHub } from './support/helpers.js';
 
@@ -188,6 +189,11 @@ describe('mercure active subscriptions', () => {
     assert.equal(unknown.status, 404);
     const deep = await getJson(hub, `${SUBSCRIPTIONS}/a/b/c/d`, watcherToken);
     assert.equal(deep.status, 404);
+    // The collection has one URL: `…/subscriptions/` would be authorized as another topic (an empty {/topic}).
+    assert.equal((await getJson(hub, `${SUBSCRIPTIONS}/`, await classic({ subscribe: [`${SUBSCRIPTIONS}/{topic}`] }))).status, 404);
+    const all = await getJson(hub, SUBSCRIPTIONS, watcherToken);
+    assert.match(all.headers.get('cache-control') ?? '', /private/);
+    assert.match(all.headers.get('vary') ?? '', /Authorization/);
     const badEncoding = await getJson(hub, `${SUBSCRIPTIONS}/%E0%A4%A`, await classic({ subscribe: ['*'] }));
     assert.equal(badEncoding.status, 400);
     const post = await fetch(`${hub.url}${SUBSCRIPTIONS}`, { method: 'POST', headers: { Authorization: `Bearer ${watcherToken}` } });
@@ -262,7 +268,7 @@ describe('mercure active subscriptions', () => {
     assert.deepEqual(Object.keys(mine).sort(), ['node', 'protocol', 'selectors', 'since', 'subject', 'subscriber']);
     assert.equal(mine.protocol, 'herald');
     assert.deepEqual(mine.selectors, ['orders/*']);
-    assert.match(mine.node, /:\d+$/);
+    assert.match(mine.node, /:\d+-[0-9a-f]{6}$/);
     assert.ok(!Number.isNaN(Date.parse(mine.since)));
     assert.ok(streams.some((stream) => stream.selectors.length === 0), 'a stream without selectors reaches every topic');
     assert.ok(!streams.some((stream) => stream.selectors.includes(mercureTopic)), 'a Mercure stream on another topic is not listed for this one');
@@ -289,6 +295,20 @@ describe('mercure active subscriptions', () => {
     everything.close();
     mercure.close();
   });
+});
+
+test('subscription documents: the matcher type asked for, one subscription per distinct selector', () => {
+  const record = {
+    subscriber: 'urn:uuid:1',
+    protocol: 'mercure' as const,
+    selectors: [anySelector(), exactSelector('a'), exactSelector('a')],
+    matchTypes: ['URLPattern', 'Exact', 'Exact'],
+    since: 0,
+    node: 'n',
+  };
+  const documents = subscriptionsOf(record);
+  assert.deepEqual(documents.map((document) => [document.matchType, document.match]), [['URLPattern', '*'], ['Exact', 'a']]);
+  assert.equal(documents[0]!.id, `${SUBSCRIPTIONS}/URLPattern/%2A/urn%3Auuid%3A1`, 'RFC 6570: * and : encoded too');
 });
 
 describe('by default: no subscription events, no key', () => {

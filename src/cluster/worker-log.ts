@@ -72,7 +72,13 @@ export class WorkerEventLog implements EventLog {
       return;
     }
     if (message.herald === 'presence-lost') {
-      for (const listener of this.lostListeners) listener(message.records);
+      for (const listener of this.lostListeners) {
+        try {
+          listener(message.records);
+        } catch {
+          // A record the listener cannot report (malformed) must not take the worker down; the others are reported.
+        }
+      }
       return;
     }
     const waiting = this.waiting.get(message.id);

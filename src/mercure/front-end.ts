@@ -227,6 +227,7 @@ export class MercureFrontEnd {
       subscriber: newSubscriberId(),
       protocol: subscription.generation === 'classic' ? 'mercure-classic' : 'mercure',
       selectors,
+      ...(subscription.generation === 'classic' ? {} : { matchTypes: subscription.matchTypes.map((type) => type ?? null) }),
       ...payloadsOf(grant, subscription.matchers.map((matcher) => matcher.source), enginesFor(hubUrl)),
       ...(grant?.subject === undefined ? {} : { subject: grant.subject }),
       since: subscriber.connectedAt,
@@ -287,7 +288,9 @@ export class MercureFrontEnd {
       {
         ...request.fields,
         'Content-Type': 'application/ld+json',
-        'Cache-Control': 'must-revalidate',
+        // What a token may see, and volatile: no shared cache keeps it, and every use revalidates (SPEC).
+        'Cache-Control': 'private, no-cache',
+        Vary: 'Authorization, Cookie',
         Link: `<${hubUrl}>; rel="mercure"`,
         'Content-Length': String(Buffer.byteLength(body)),
       },

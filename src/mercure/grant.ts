@@ -126,8 +126,12 @@ export function anyMatcherMatches(matchers: readonly TopicMatcher[], topic: stri
  * subscriptionPayload(grant, 'https://example.com/bar/:id', engines); // { custom2: ... }
  */
 export function subscriptionPayload(grant: MercureGrant, subscriptionMatch: string, engines: MatcherEngines): unknown {
-  // A classic token of strings only has one entry, whose payload is the subscriber's whatever it subscribes to.
-  if (grant.generation === 'classic' && grant.subscribeEntries.length === 1) return grant.subscribeEntries[0]!.payload;
+  // Classic: the entries of matcher objects with payloads of their own come first; the last entry holds the
+  // claim's `mercure.payload`, the subscriber's whatever it subscribes to, for every other subscription.
+  if (grant.generation === 'classic') {
+    const own = grant.subscribeEntries.slice(0, -1).find((candidate) => anyMatcherMatches(candidate.matchers, subscriptionMatch, engines));
+    return own !== undefined ? own.payload : grant.subscribeEntries.at(-1)?.payload;
+  }
   const entry = grant.subscribeEntries.find((candidate) => anyMatcherMatches(candidate.matchers, subscriptionMatch, engines));
   return entry?.payload;
 }

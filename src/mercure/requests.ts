@@ -44,6 +44,8 @@ export interface MercureSubscription {
   readonly generation: MercureGeneration;
   /** One per selector parameter, in query order. */
   readonly matchers: readonly TopicMatcher[];
+  /** The matcher type each draft-08 parameter names (`undefined` for a classic `topic=`), in the same order. */
+  readonly matchTypes: readonly ('Exact' | 'URLPattern' | 'URITemplate' | undefined)[];
   /** From the `Last-Event-ID` header, else the query (`last_event_id`, `lastEventID`). */
   readonly lastEventId: string | undefined;
 }
@@ -87,19 +89,23 @@ function selectorError(parameter: string, value: string, why: string): HeraldErr
  */
 export function parseSubscription(query: URLSearchParams, lastEventIdHeader: string | undefined, maxSelectors: number): MercureSubscription {
   const matchers: TopicMatcher[] = [];
+  const matchTypes: ('Exact' | 'URLPattern' | 'URITemplate' | undefined)[] = [];
   let classic = false;
   let draft08 = false;
   for (const [name, value] of query) {
     let matcher: TopicMatcher;
+    let matchType: 'Exact' | 'URLPattern' | 'URITemplate' | undefined;
     if (name === 'topic') {
       classic = true;
       matcher = { kind: value === '*' ? 'any' : value.includes('{') ? 'uri-template' : 'exact', source: value };
     } else if (name === TEMPLATE_PARAMETER) {
       draft08 = true;
       matcher = { kind: value === '*' ? 'any' : 'uri-template', source: value };
+      matchType = 'URITemplate';
     } else if (EXACT_PARAMETERS.has(name) || PATTERN_PARAMETERS.has(name)) {
       draft08 = true;
       matcher = { kind: value === '*' ? 'any' : PATTERN_PARAMETERS.has(name) ? 'url-pattern' : 'exact', source: value };
+      matchType = PATTERN_PARAMETERS.has(name) ? 'URLPattern' : 'Exact';
     } else if (name.toLowerCase().startsWith('match')) {
       // The prefix is reserved for matcher types: guessing what an unknown one means could leak updates.
       throw new HeraldError('HERALD_ERR_INVALID_SELECTOR', `unknown matcher parameter ${quote(name)}; use match, matchExact, matchURLPattern, matchURITemplate (or match_exact, match_urlpattern) or topic`);
@@ -110,15 +116,16 @@ export function parseSubscription(query: URLSearchParams, lastEventIdHeader: str
     const problem = textProblem(value);
     if (problem !== undefined) throw selectorError(name, value, problem);
     matchers.push(matcher);
+    matchTypes.push(matchType);
   }
   if (matchers.length === 0) {
-    throw new HeraldError('HERALD_ERR_INVALID_SELECTOR', 'a subscription needs at least one selector: topic=… (classic) or match=… / match_urlpattern=… (draft-08)');
+    throw new HeraldError('HERALD_ERR_INVALID_SELECTOR', 'a subscription needs at least one selector: topic=… (classic) or match=… / matchURLPattern=… (draft-08)');
   }
   if (matchers.length > maxSelectors) {
     throw new HeraldError('HERALD_ERR_INVALID_SELECTOR', `a subscription may name at most ${maxSelectors} selectors (--max-topics); this one names ${matchers.length}`);
   }
   const lastEventId = nonEmpty(lastEventIdHeader) ?? nonEmpty(query.get('last_event_id')) ?? nonEmpty(query.get('lastEventID'));
-  return { generation: draft08 || !classic ? 'draft-08' : 'classic', matchers, lastEventId };
+  return { generation: draft08 || !classic ? 'draft-08' : 'classic', matchers, matchTypes, lastEventId };
 }
 
 function nonEmpty(value: string | null | undefined): string | undefined {

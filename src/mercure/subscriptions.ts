@@ -53,15 +53,21 @@ export function encodeVariable(value: string): string {
 export function subscriptionsOf(record: PresenceRecord, active = true): SubscriptionDocument[] {
   if (record.protocol === 'herald') return [];
   const subscriber = encodeVariable(record.subscriber);
-  return record.selectors.map((selector, index) => {
+  const documents = record.selectors.map((selector, index): SubscriptionDocument => {
     const payload = record.payloads?.[index];
     const common = { type: 'Subscription' as const, subscriber: record.subscriber, active, ...(payload === undefined || payload === null ? {} : { payload }) };
     if (record.protocol === 'mercure-classic') {
       return { id: `${SUBSCRIPTIONS_PATH}/${encodeVariable(selector.source)}/${subscriber}`, topic: selector.source, ...common };
     }
-    const matchType: MatchType = selector.kind === 'url-pattern' ? 'URLPattern' : selector.kind === 'uri-template' ? 'URITemplate' : 'Exact';
+    // The type the subscriber asked for (`matchURLPattern=*` is a URLPattern subscription, though it matches as `*`).
+    const asked = record.matchTypes?.[index];
+    const matchType: MatchType =
+      asked !== undefined && asked !== null && MATCH_TYPES.includes(asked) ? (asked as MatchType) : selector.kind === 'url-pattern' ? 'URLPattern' : selector.kind === 'uri-template' ? 'URITemplate' : 'Exact';
     return { id: `${SUBSCRIPTIONS_PATH}/${matchType}/${encodeVariable(selector.source)}/${subscriber}`, matchType, match: selector.source, ...common };
   });
+  // The same selector twice in one stream is one subscription (SPEC: ids are unique among active subscriptions).
+  const seen = new Set<string>();
+  return documents.filter((document) => !seen.has(document.id) && seen.add(document.id) !== undefined);
 }
 
 /**
@@ -96,7 +102,8 @@ function notFound(path: string): HeraldError {
  * @throws HeraldError `HERALD_ERR_NOT_FOUND` for a path of no resource, `HERALD_ERR_BAD_REQUEST` for bad percent-encoding
  */
 export function parseSubscriptionsPath(path: string): SubscriptionsQuery {
-  if (path === SUBSCRIPTIONS_PATH || path === `${SUBSCRIPTIONS_PATH}/`) return { kind: 'all' };
+  // Only the canonical collection URL: `…/subscriptions/` would be authorized as another topic (`{/topic}` empty).
+  if (path === SUBSCRIPTIONS_PATH) return { kind: 'all' };
   if (!path.startsWith(`${SUBSCRIPTIONS_PATH}/`)) throw notFound(path);
   const raw = path.slice(SUBSCRIPTIONS_PATH.length + 1).split('/');
   let segments: string[];

@@ -14,7 +14,7 @@
  */
 
 import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { matchesTopic, type TopicSelector } from '../topics/selectors.js';
 
 /** Which API the stream was opened with: Herald's `/events`, or Mercure's classic or draft-08 form. */
@@ -31,6 +31,8 @@ export interface PresenceRecord {
    * order of `selectors` (`undefined` where the token gives none).
    */
   readonly payloads?: readonly unknown[];
+  /** Mercure draft-08: the matcher type each selector was asked with (`Exact`, `URLPattern`, `URITemplate`), in order. */
+  readonly matchTypes?: readonly (string | null)[];
   /** The token's `sub`, when the stream has a token that names one. */
   readonly subject?: string;
   /** When the stream opened, in ms since the epoch. */
@@ -61,9 +63,13 @@ export interface PresenceStore {
   close(): Promise<void>;
 }
 
-/** This process's name in presence records: the host and the pid, as operators find it in `ps` and logs. */
+/**
+ * A hub's name in presence records: the host and the pid, as operators find
+ * them in `ps` and logs, and a random suffix, since neither is unique (two
+ * hubs in one process, containers that each run Node as pid 1 on one host).
+ */
 export function nodeName(): string {
-  return `${hostname()}:${process.pid}`;
+  return `${hostname()}:${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
 /** A new subscriber id: a random URN, as SPEC-08 suggests; it says nothing about the client. */
