@@ -87,6 +87,10 @@ export interface RunSettings {
   readonly perWorker?: number;
   /** Subscribe and publish through this endpoint instead of the server's default ones. */
   readonly endpoint?: Endpoint;
+  /** Node's flags for Herald (see `StartOptions.nodeArgs`). */
+  readonly nodeArgs?: readonly string[];
+  /** Herald's CLI to run instead of this checkout's (see `StartOptions.heraldCli`). */
+  readonly heraldCli?: string;
 }
 
 const WORKER = fileURLToPath(new URL('./subscriber-worker.js', import.meta.url));
@@ -237,7 +241,13 @@ function latencyOf(samples: number[]): Latency | undefined {
 /** Runs one scenario once against a fresh server. */
 export async function runScenario(name: ServerName, scenario: Scenario, settings: RunSettings): Promise<RunMetrics> {
   const port = await freePort();
-  const started = await startServer(name, { port, cpu: settings.serverCpu, ...(settings.heraldArgs ? { heraldArgs: settings.heraldArgs } : {}) });
+  const started = await startServer(name, {
+    port,
+    cpu: settings.serverCpu,
+    ...(settings.heraldArgs ? { heraldArgs: settings.heraldArgs } : {}),
+    ...(settings.nodeArgs ? { nodeArgs: settings.nodeArgs } : {}),
+    ...(settings.heraldCli ? { heraldCli: settings.heraldCli } : {}),
+  });
   const { endpoint } = settings;
   const topic = endpoint?.topic ?? TOPIC;
   const server: ServerUnderTest = {

@@ -19,20 +19,22 @@
  * shows. On Mercure they are distinct templates, half beginning with the
  * topic's own prefix `https://example.com/books/` (the index tests each of
  * those on every publish), half elsewhere; on `/events`, Herald selectors
- * beside `bench` (`bench/7`, `other/8/*`). Each must receive nothing.
+ * beside `bench` (`bench/8`, `other/7/*`). Each must receive nothing.
  *
  * The target: Mercure within 1.5x of `/events?topic=*` on server CPU per
  * delivery and on latency p99.
  *
  *   npm run bench:mercure                        3 runs: 10k subscribers, 10 ev/s, 5 s windows
  *   npm run bench:mercure -- --runs 1 --subscribers 1000 --bystanders 100
+ *   npm run bench:mercure -- --cpu-prof /tmp/profiles        one .cpuprofile of Herald per run
+ *   npm run bench:mercure -- --table bench/results/mercure.json
  */
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
-import { dirname } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runScenario, type Endpoint, type RunMetrics, type Scenario } from './harness.js';
+import { runScenario, type Endpoint, type RunMetrics, type RunSettings, type Scenario } from './harness.js';
 import type { BenchReport, ScenarioResult } from './report-types.js';
 import { machineInfo, markdownTable, median, pinSelf, type Metric } from './run.js';
 import { jsonPublish, sseGet, type ServerUnderTest } from './servers.js';
@@ -46,7 +48,7 @@ export const BASELINE = 'events *';
 export const TARGET = 1.5;
 
 function mercureGet(server: ServerUnderTest, topics: readonly string[]): string {
-  const query = new URLSearchParams(topics.map((topic) => ['topic', topic]));
+  const query = new URLSearchParams(topics.map((topic): [string, string] => ['topic', topic]));
   return sseGet(`${MERCURE_PATH}?${query}`, server.port);
 }
 
@@ -60,14 +62,26 @@ function mercurePublish(topic: string, dataTexts: readonly string[]): { path: st
   return { path: MERCURE_PATH, contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams({ topic, data: dataTexts[0]! }).toString() };
 }
 
-/** `count` templates that do not match {@link MERCURE_TOPIC}: even ones share its prefix, odd ones do not. */
+/**
+ * `count` distinct templates that do not match {@link MERCURE_TOPIC}: even
+ * ones share its prefix (so the index tests each on every publish), odd ones
+ * do not. Each compiles in under a millisecond (literal text after the first
+ * `{` is what makes a compile slow, see `src/topics/uri-template.ts`).
+ */
 export function mercureBystanders(count: number): string[] {
-  return Array.from({ length: count }, (_, i) => (i % 2 === 0 ? `https://example.com/books/{id}/reviews/${i}` : `https://example.com/authors/${i}/{id}`));
+  return Array.from({ length: count }, (_, i) => (i % 2 === 0 ? `https://example.com/books/{id}/reviews/{r${i}}` : `https://example.com/authors/${i}/{id}`));
 }
 
 /** `count` Herald selectors that do not match the topic `bench`. */
 export function heraldBystanders(count: number): string[] {
   return Array.from({ length: count }, (_, i) => (i % 2 === 0 ? `bench/${i}` : `other/${i}/*`));
+}
+
+export interface MercureReport extends BenchReport {
+  /** The CLI measured: `this checkout` or a path given with `--herald`. */
+  readonly herald: string;
+  /** 1, 5 and 15 min load averages before and after the runs. */
+  readonly loadAverage: { readonly start: readonly number[]; readonly end: readonly number[] };
 }
 
 export interface Column {
@@ -115,6 +129,7 @@ export const MERCURE_METRICS: readonly Metric[] = [
   { label: 'events to non-matching subscribers', read: (r) => r.bystanderEvents, digits: 0, ratio: false },
   { label: 'server CPU (cores)', read: (r) => r.serverCpuLoad, digits: 2, ratio: true },
   { label: 'load generator CPU (cores)', read: (r) => r.clientCpuLoad, digits: 2, ratio: false },
+  { label: 'time to connect the subscribers (s)', read: (r) => r.connectSeconds, digits: 2, ratio: true },
 ];
 
 /** What is wrong with a run's figures (connections refused, events lost or misdelivered), or undefined. */
@@ -126,6 +141,17 @@ export function problemOf(run: RunMetrics, subscribers: number, bystanders: numb
   if (bystanders > 0 && run.bystanders !== bystanders) return `${run.bystanders ?? 0} of ${bystanders} non-matching subscribers stayed connected`;
   if ((run.bystanderEvents ?? 0) !== 0) return `non-matching subscribers received ${run.bystanderEvents} events`;
   return undefined;
+}
+
+/** The table, the target's lines and the machine's load, as printed. */
+export function render(report: MercureReport): string {
+  const table = markdownTable(report, BASELINE, MERCURE_METRICS);
+  const load = (figures: readonly number[]): string => figures.map((figure) => figure.toFixed(2)).join(' ');
+  const notes = [
+    ...report.results.flatMap(targetLines),
+    `- load average (1, 5, 15 min) before: ${load(report.loadAverage.start)}, after: ${load(report.loadAverage.end)} (well above 0 before: other work shared the machine)`,
+  ];
+  return `${table}\n\n${notes.join('\n')}\n`;
 }
 
 /** The target's lines: Mercure over `/events?topic=*`, CPU per delivery and p99, medians. */
@@ -152,12 +178,22 @@ async function main(): Promise<void> {
       'per-worker': { type: 'string', default: '4000' },
       json: { type: 'string', default: 'bench/results/mercure.json' },
       markdown: { type: 'string', default: 'bench/results/mercure.md' },
+      'cpu-prof': { type: 'string' },
+      herald: { type: 'string' },
+      table: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(`Usage: npm run bench:mercure -- [--runs 3] [--subscribers 10000] [--bystanders 1000] [--rate 10] [--duration 5000]
-  [--per-worker 4000] [--json FILE] [--markdown FILE]\n`);
+  [--per-worker 4000] [--json FILE] [--markdown FILE] [--cpu-prof DIR] [--herald CLI]
+--herald CLI: the Herald to measure (another build's dist/src/cli/main.js); default: this checkout's
+npm run bench:mercure -- --table FILE: prints the table of a saved report (--json) again
+--cpu-prof DIR: Herald runs under node --cpu-prof, one profile per run in DIR (named <column>-<run>.cpuprofile)\n`);
+    return;
+  }
+  if (values.table !== undefined) {
+    process.stdout.write(render(JSON.parse(readFileSync(values.table, 'utf8')) as MercureReport));
     return;
   }
   const runs = Number(values.runs);
@@ -183,13 +219,23 @@ async function main(): Promise<void> {
   };
   const result: ScenarioResult = { scenario, runs: {} };
   const problems: string[] = [];
+  const loadStart = loadavg();
   const total = runs * COLUMNS.length;
   const started = Date.now();
   let done = 0;
   for (let run = 0; run < runs; run++) {
     // Columns take turns within each round, so drift on the machine hits all of them alike.
     for (const column of COLUMNS) {
-      const metrics = await runScenario('herald', scenario, { durationMs, serverCpu, perWorker, endpoint: column.endpoint(bystanders) });
+      const profileName = `${column.name.replace('*', 'star').replace(/\W+/g, '-')}-${run + 1}.cpuprofile`;
+      const settings: RunSettings = {
+        durationMs,
+        serverCpu,
+        perWorker,
+        endpoint: column.endpoint(bystanders),
+        ...(values['cpu-prof'] === undefined ? {} : { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof'], '--cpu-prof-name', profileName] }),
+        ...(values.herald === undefined ? {} : { heraldCli: resolve(values.herald) }),
+      };
+      const metrics = await runScenario('herald', scenario, settings);
       (result.runs[column.name] ??= []).push(metrics);
       const problem = problemOf(metrics, subscribers, bystanders);
       if (problem !== undefined) problems.push(`${column.name} run ${run + 1}: ${problem}`);
@@ -201,19 +247,20 @@ async function main(): Promise<void> {
     }
   }
 
-  const report: BenchReport = {
+  const loadAverage = { start: loadStart, end: loadavg() };
+  const report: MercureReport = {
     date: new Date().toISOString(),
     command: `npm run bench:mercure -- ${process.argv.slice(2).join(' ')}`.trim(),
     machine: machineInfo(),
     settings: { runs, durationMs, serverCpu },
     servers: COLUMNS.map((column) => column.name),
     results: [result],
+    herald: values.herald === undefined ? 'this checkout' : resolve(values.herald),
+    loadAverage,
   };
-  const table = markdownTable(report, BASELINE, MERCURE_METRICS);
-  const targets = targetLines(result);
-  process.stdout.write(`\n${table}\n\n${targets.join('\n')}\n`);
-  for (const problem of problems) process.stdout.write(`- problem: ${problem}\n`);
-  for (const [file, content] of [[values.json, JSON.stringify(report, null, 2)], [values.markdown, `${table}\n\n${targets.join('\n')}\n`]] as const) {
+  const printed = render(report) + problems.map((problem) => `- problem: ${problem}\n`).join('');
+  process.stdout.write(`\n${printed}`);
+  for (const [file, content] of [[values.json, JSON.stringify(report, null, 2)], [values.markdown, printed]] as const) {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, content);
   }

@@ -35,6 +35,12 @@ export interface StartOptions {
   readonly heraldArgs?: readonly string[];
   /** Herald's CLI (`dist/src/cli/main.js`) to run; default: this checkout's. Another build (an older version, say) can be measured with the same harness. */
   readonly heraldCli?: string;
+  /**
+   * Node's own flags for Herald, e.g. `--cpu-prof --cpu-prof-dir DIR`. With
+   * any, Herald is stopped with SIGTERM and given time to exit, so that what
+   * Node writes at exit (a profile) is written.
+   */
+  readonly nodeArgs?: readonly string[];
 }
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -72,6 +78,18 @@ function waitForPort(port: number, child: ChildProcess, timeoutMs = 10_000): Pro
     };
     attempt();
   });
+}
+
+/** SIGTERM, then up to `graceMs` for the process to exit by itself; whatever is left is killed. */
+async function stopGracefully(child: ChildProcess, graceMs = 15_000): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+  }
+  await stopTree(child);
 }
 
 async function stopTree(child: ChildProcess): Promise<void> {
@@ -112,6 +130,7 @@ function nodeServer(name: 'herald' | 'naive', child: ChildProcess, port: number)
 
 async function startHerald(options: StartOptions): Promise<ServerUnderTest> {
   const args = [
+    ...(options.nodeArgs ?? []),
     options.heraldCli ?? HERALD_CLI,
     '--port', String(options.port), '--host', HOST,
     '--max-connections', '20000', '--heartbeat', '30s', '--history', '10000',
@@ -120,7 +139,8 @@ async function startHerald(options: StartOptions): Promise<ServerUnderTest> {
   const [command, argv] = pinned(options.cpu, process.execPath, args);
   const child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'inherit'], env: withoutHeraldEnv() });
   await waitForPort(options.port, child);
-  return nodeServer('herald', child, options.port);
+  const server = nodeServer('herald', child, options.port);
+  return (options.nodeArgs ?? []).length === 0 ? server : { ...server, stop: () => stopGracefully(child) };
 }
 
 async function startNaive(options: StartOptions): Promise<ServerUnderTest> {

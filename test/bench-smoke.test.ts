@@ -112,6 +112,10 @@ test('bench:mercure smoke: URI-template subscribers on /.well-known/mercure besi
     assert.match(run.stdout, /\| 300 subscribers × 20 ev\/s \| events to non-matching subscribers \| 0 \| 0 \| 0 \|/);
     assert.match(run.stdout, /\| 300 subscribers × 20 ev\/s \| latency max \(ms\) \| [\d.,]+ \| [\d.,]+ \| [\d.,]+ \| [\d.]+x \| [\d.]+x \|/);
     assert.match(run.stdout, /- latency p99: mercure\/events \* = [\d.]+x \(target ≤ 1\.5x\): \*\*(met|missed)\*\*/);
+    // A saved report prints the same table again.
+    const again = spawnSync(process.execPath, [fileURLToPath(new URL('../bench/mercure.js', import.meta.url)), '--table', json], { encoding: 'utf8' });
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(again.stdout, readFileSync(join(dir, 'report.md'), 'utf8'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -125,9 +125,15 @@ export function selectorKey(selector: TopicSelector): string {
   return selector.kind === 'url-pattern' ? `url-pattern\n${selector.base}\n${selector.source}` : `${selector.kind}\n${selector.source}`;
 }
 
+/** How long a refusal that depends on the moment (a compile past its time budget) is remembered. */
+const TRANSIENT_REFUSAL_MS = 30_000;
+const transientUntil = new WeakMap<PatternRefused, number>();
+
 function compiled(key: string, make: () => Compiled): Compiled {
   const hit = cache.get(key);
-  if (hit !== undefined) {
+  // A busy machine can push a good template past the compile budget: that refusal is tried again after a while.
+  const stale = hit instanceof PatternRefused && (transientUntil.get(hit) ?? Infinity) < Date.now();
+  if (hit !== undefined && !stale) {
     cacheHits++;
     return hit;
   }
@@ -139,6 +145,7 @@ function compiled(key: string, make: () => Compiled): Compiled {
     // Refusals are cached too, so a client repeating a hostile pattern costs one compile.
     if (!(error instanceof PatternRefused)) throw error;
     value = error;
+    if (error.transient) transientUntil.set(error, Date.now() + TRANSIENT_REFUSAL_MS);
   }
   cache.set(key, value);
   return value;

@@ -142,7 +142,7 @@ export function compileTemplate(source: string): CompiledTemplate | undefined {
     return undefined;
   }
   if (outcome === 'timeout') {
-    throw new PatternRefused('too-complex', `it takes longer than ${TEMPLATE_COMPILE_BUDGET_MS} ms to compile (long literal text or many named expressions after the first "{")`);
+    throw new PatternRefused('too-complex', `it takes longer than ${TEMPLATE_COMPILE_BUDGET_MS} ms to compile (long literal text or many named expressions after the first "{")`, true);
   }
   return {
     prefix,

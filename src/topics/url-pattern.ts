@@ -74,6 +74,12 @@ export class PatternRefused extends Error {
   constructor(
     readonly reason: 'invalid' | 'too-complex',
     message: string,
+    /**
+     * Whether the refusal depends on the moment, not only on the source (a
+     * time budget ran out, maybe because the machine was busy): it is then
+     * remembered for a while, not for good.
+     */
+    readonly transient = false,
   ) {
     super(message);
   }
