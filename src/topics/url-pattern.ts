@@ -209,18 +209,8 @@ function scanComponent(component: string, pattern: string, segmented = false): C
   /** Reads `(…)` from `i` (at the `(`), leaving `i` after the `)`; refuses a body outside rule 5. */
   function readRegexp(): void {
     const start = i + 1;
-    let depth = 0;
-    let inClass = false;
-    for (; i < pattern.length; i++) {
-      const c = pattern[i];
-      if (c === '\\') i++;
-      else if (inClass) inClass = c !== ']';
-      else if (c === '[') inClass = true;
-      else if (c === '(') depth++;
-      else if (c === ')' && --depth === 0) break;
-    }
-    const body = pattern.slice(start, i);
-    i++;
+    i = afterRegexp(i);
+    const body = pattern.slice(start, i - 1);
     if (!SAFE_REGEXP.test(body)) {
       refuse(`has the regexp group (${body.length > 40 ? `${body.slice(0, 40)}…` : body}); only one class, escape or character with one quantifier is allowed`);
     }
