@@ -478,6 +478,40 @@ describe('HTTP/2', { skip: skipTls }, () => {
     });
   });
 
+  test('Mercure over HTTP/2: a stream with a URI template and a token, a form publish with a chosen id, a private update, resume by that id', async () => {
+    const key = '!ChangeThisMercureHubJWTSecretKey!';
+    const { SignJWT } = await import('jose');
+    const token = await new SignJWT({ mercure: { publish: ['*'], subscribe: ['https://example.com/books/{id}'] } })
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(key));
+    await withTlsHub({ jwtKey: key }, async ({ url }) => {
+      const session = await openSession(url);
+      const path = `/.well-known/mercure?topic=${encodeURIComponent('https://example.com/books/{id}')}`;
+      const stream = await h2Stream(session, path, { authorization: `Bearer ${token}` });
+      assert.equal(stream.status, 200);
+      assert.match(String(stream.headers['content-type']), /^text\/event-stream/);
+      const publish = (fields: [string, string][]): Promise<Answer> =>
+        h2Request(
+          session,
+          { ':method': 'POST', ':path': '/.well-known/mercure', 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${token}` },
+          new URLSearchParams(fields).toString(),
+        );
+      const first = await publish([['topic', 'https://example.com/books/1'], ['id', 'urn:example:1'], ['data', 'one']]);
+      assert.equal(first.status, 200, first.text);
+      assert.equal(first.text, 'urn:example:1');
+      const secret = await publish([['topic', 'https://example.com/books/2'], ['data', 'two'], ['private', 'on']]);
+      assert.equal(secret.status, 200, secret.text);
+      await stream.waitForEvents(2);
+      assert.deepEqual(stream.events.map((event) => [event.id, event.data]), [['urn:example:1', 'one'], [secret.text, 'two']]);
+      // A second stream on the same connection resumes after the chosen id: the private update, by its token.
+      const resumed = await h2Stream(session, path, { authorization: `Bearer ${token}`, 'last-event-id': 'urn:example:1' });
+      assert.equal(resumed.headers['last-event-id'], 'urn:example:1');
+      await resumed.waitForEvents(1);
+      assert.deepEqual(resumed.ids(), [secret.text]);
+      session.close();
+    });
+  });
+
   test('resume with Last-Event-ID (header and query): the retained events after it, then live ones, no gap, no duplicate', async () => {
     await withTlsHub({}, async ({ url, herald }) => {
       const session = await openSession(url);
