@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { SignJWT } from 'jose';
 import { encodeVariable } from '../src/mercure/subscriptions.js';
 import { mintToken } from '../src/index.js';
-import { SseTap, spawnHerald, stopHerald, within, type HeraldProcess } from './support/helpers.js';
+import { SseTap, spawnHerald, startHub, stopHerald, within, type HeraldProcess } from './support/helpers.js';
 import { redisSkip, startRedis, type TestRedis } from './support/redis-server.js';
 
 const DEV_KEY = '!ChangeThisMercureHubJWTSecretKey!';
@@ -159,5 +159,42 @@ test('three nodes on Redis: a subscription on one node is announced on another a
   } finally {
     for (const stream of streams) stream.close();
     for (const node of nodes) await stopHerald(node);
+  }
+});
+
+test('Redis down while a Mercure stream ends: its active: false is stored once Redis is back', { skip: redisSkip }, async () => {
+  const outage = await startRedis();
+  const hub = await startHub({ redis: outage.url, redisPrefix: `outage${process.pid}`, jwtKey: DEV_KEY, mercureSubscriptions: true });
+  const token = await classic({ subscribe: ['*'] }, 'watcher');
+  try {
+    const watcher = await SseTap.open(hub.url, WATCH, { Authorization: `Bearer ${token}` });
+    const topic = `https://example.com/outage/${process.pid}`;
+    const client = await SseTap.open(hub.url, `/.well-known/mercure?topic=${encodeURIComponent(topic)}`);
+    await watcher.until(() => announced(watcher, topic).length === 1, 'the active: true event');
+    const startedId = watcher.events.find((event) => JSON.parse(event.data).topic === topic)!.id!;
+    watcher.close();
+
+    await outage.kill();
+    client.close();
+    await outage.restart();
+    // Read the history after the start event until its end shows up (the hub asks the log again while it refuses).
+    let ended: Document | undefined;
+    for (let attempt = 0; attempt < 60 && ended === undefined; attempt++) {
+      const again = await SseTap.open(hub.url, `${WATCH}&lastEventID=${encodeURIComponent(startedId)}`, { Authorization: `Bearer ${token}` });
+      if (again.status === 200) {
+        const sentinel = `https://example.com/outage-sentinel/${process.pid}/${attempt}`;
+        // Its own subscription's start comes after anything stored before it: once seen, the replay is read.
+        const probe = await SseTap.open(hub.url, `/.well-known/mercure?topic=${encodeURIComponent(sentinel)}`);
+        await again.until(() => announced(again, sentinel).length >= 1 || again.ended, 'the probe', 20_000).catch(() => undefined);
+        ended = announced(again, topic).find((document) => document.active === false);
+        probe.close();
+      }
+      again.close();
+      if (ended === undefined) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    assert.ok(ended, 'the active: false event was stored after the outage');
+  } finally {
+    await hub.close();
+    await outage.stop();
   }
 });

@@ -80,6 +80,9 @@ const EARLIEST = 'earliest';
 const FALLBACK_ORIGIN = 'http://localhost';
 /** Where the protected resource metadata of the hub URL lives (RFC 9728 §3.1: the well-known prefix, then the resource's path). */
 export const RESOURCE_METADATA_PATH = `/.well-known/oauth-protected-resource${MERCURE_PATH}`;
+/** A refused report of subscription events is tried again this many times, after 1, 2, 4, 8 and 16 s. */
+const REPORT_RETRIES = 5;
+const REPORT_RETRY_MS = 1000;
 /** Subscription events of a dead node's streams stored per append. */
 const LOST_BATCH = 500;
 /** The revision of the protocol this hub speaks, as the metadata's `mercure_version` names it. */
@@ -127,7 +130,7 @@ export class MercureFrontEnd {
       if (!settings.subscriptionEvents) return;
       const drafts = records.flatMap((record) => subscriptionEvents(record, false));
       // In batches of bounded size: a node that held thousands of streams is reported in several appends.
-      for (let at = 0; at < drafts.length; at += LOST_BATCH) hub.track(hub.appendOwn(drafts.slice(at, at + LOST_BATCH)).catch(() => undefined));
+      for (let at = 0; at < drafts.length; at += LOST_BATCH) hub.track(this.report(drafts.slice(at, at + LOST_BATCH)));
     });
   }
 
@@ -245,11 +248,9 @@ export class MercureFrontEnd {
   private announce(subscriber: Subscriber, record: PresenceRecord): void {
     const { hub } = this;
     subscriber.protocol = record.protocol;
-    const report = (active: boolean): Promise<unknown> =>
-      !this.settings.subscriptionEvents ? Promise.resolve() : hub.appendOwn(subscriptionEvents(record, active)).catch(() => {
-        // The log refused (down, shutting down): the events are lost, the presence is not; nothing else waits on them.
-      });
-    // A stream gone before it was announced is never announced, nor its end.
+    const report = (active: boolean): Promise<void> => this.report(subscriptionEvents(record, active));
+    // A stream gone before it was announced is never announced, nor its end. The end waits for the start's
+    // report, retries included, so a watcher never sees them out of order.
     let announced = false;
     const joined = hub.presence.join(record).then(() => {
       if (subscriber.isClosed()) return undefined;
@@ -257,6 +258,26 @@ export class MercureFrontEnd {
       return report(true);
     });
     subscriber.onClose(() => hub.track(joined.then(() => hub.presence.leave(record)).then(() => (announced ? report(false) : undefined))));
+  }
+
+  /**
+   * Stores subscription events. A log that refuses them (Redis away, the
+   * primary restarting) is asked again a few times, with growing delays, so
+   * a watcher is not left believing a stream is still open; past that, or
+   * once the hub is shutting down, they are given up (the listing, from the
+   * presence store, stays right either way). Never rejects.
+   */
+  private async report(drafts: readonly EventDraft[]): Promise<void> {
+    if (!this.settings.subscriptionEvents || drafts.length === 0) return;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.hub.appendOwn(drafts);
+        return;
+      } catch {
+        if (attempt >= REPORT_RETRIES || this.hub.isClosing) return;
+        await new Promise((resolve) => setTimeout(resolve, REPORT_RETRY_MS * 2 ** attempt).unref());
+      }
+    }
   }
 
   /**
