@@ -99,20 +99,24 @@ async function readDrafts(exchange: HttpExchange, type: MediaType, limits: Trigg
 }
 
 /**
- * Topics that Mercure streams read as under `/.well-known/mercure` (URL
- * patterns resolve relative topics against the hub URL: `mercure/subscriptions/…`
- * becomes `/.well-known/mercure/subscriptions/…`) are the hub's own, as
- * through Mercure's publish: nobody forges a subscription event.
+ * Topics that Mercure streams read as subscription events (URL patterns
+ * resolve relative topics against the hub URL: `mercure/subscriptions/…`
+ * becomes `/.well-known/mercure/subscriptions/…`) are the hub's own:
+ * nobody forges one. (Mercure's own publish refuses the whole
+ * `/.well-known/mercure` namespace, as its spec says; Herald's topics are
+ * not Mercure's, so only what could be mistaken for the hub's is refused:
+ * a topic such as ` ` that resolves to the hub URL itself is not.)
  * @throws HeraldError `HERALD_ERR_FORBIDDEN`
  */
 function refuseReserved(topic: string | undefined, basePath: string | undefined): void {
   if (topic === undefined) return;
   const hubs = basePath === undefined ? [RESERVED_BASE] : [RESERVED_BASE, `http://reserved.invalid${basePath}${MERCURE_PATH}`];
-  if (hubs.some((hubUrl) => isReserved(topic, hubUrl))) {
-    throw new HeraldError('HERALD_ERR_FORBIDDEN', `the topic ${JSON.stringify(topic.slice(0, 200))} names the hub's own resources (${MERCURE_PATH}/…), which only the hub publishes to`);
+  if (hubs.some((hubUrl) => isReserved(topic, hubUrl, SUBSCRIPTION_EVENTS))) {
+    throw new HeraldError('HERALD_ERR_FORBIDDEN', `the topic ${JSON.stringify(topic.slice(0, 200))} names the hub's own subscription events (${SUBSCRIPTION_EVENTS}/…), which only the hub publishes`);
   }
 }
 const RESERVED_BASE = `http://reserved.invalid${MERCURE_PATH}`;
+const SUBSCRIPTION_EVENTS = `${MERCURE_PATH}/subscriptions`;
 
 export function rateLimited(wait: number, events: number): HeraldError {
   return Number.isFinite(wait)

@@ -185,7 +185,7 @@ const UNRESERVED_ESCAPE = /%(?:[46][1-9A-F]|[57][0-9A]|3[0-9]|2D|2E|5F|7E)/gi;
  * (`/a/../.well-known/mercure/x`, `/.well-known/%6Dercure`, any host). A
  * topic that is not a URL reference (a plain name) never is.
  */
-export function isReserved(topic: string, hubUrl: string): boolean {
+export function isReserved(topic: string, hubUrl: string, root: string = RESERVED_PATH): boolean {
   let path: string;
   try {
     path = new URL(topic, hubUrl).pathname;
@@ -195,5 +195,5 @@ export function isReserved(topic: string, hubUrl: string): boolean {
   const decoded = path.replace(UNRESERVED_ESCAPE, (escape) => String.fromCharCode(Number.parseInt(escape.slice(1), 16)));
   // Decoding may have produced dot segments the URL parser did not see: resolve once more.
   const normalised = new URL(decoded, 'http://reserved.invalid').pathname;
-  return normalised === RESERVED_PATH || normalised.startsWith(`${RESERVED_PATH}/`);
+  return normalised === root || normalised.startsWith(`${root}/`);
 }
