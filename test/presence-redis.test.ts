@@ -152,6 +152,8 @@ describe('presence: Redis down, back, or back without its data; a frozen node; k
     const cluster = await openCluster(server.url, 2, (i) => (i === 1 ? { beforeRenewal: () => gate } : {}));
     try {
       const [watcher, frozen] = cluster.nodes;
+      const restored: PresenceRecord[][] = [];
+      frozen!.onRestored!((records) => restored.push([...records]));
       const lost: PresenceRecord[][] = [];
       let told!: () => void;
       const firstTold = new Promise<void>((resolve) => (told = resolve));
@@ -176,6 +178,9 @@ describe('presence: Redis down, back, or back without its data; a frozen node; k
       thaw();
       await listedAs(watcher!, [own, ...orphans], 'the thawed node’s records listed again');
       assert.equal(lost.length, 1, 'reported lost once');
+      // The thawed node tells its front ends which of its open streams it wrote again (Mercure announces them anew).
+      assert.equal(restored.length, 1, 'told once');
+      assert.deepEqual(bySubscriber(restored[0]!), bySubscriber(orphans));
       assert.ok(
         cluster.lines[1]!.some((line) => line.includes('missing from Redis')),
         `the thawed node says it wrote its records again: ${JSON.stringify(cluster.lines[1])}`,

@@ -132,6 +132,11 @@ export class MercureFrontEnd {
       // In batches of bounded size: a node that held thousands of streams is reported in several appends.
       for (let at = 0; at < drafts.length; at += LOST_BATCH) hub.track(this.report(drafts.slice(at, at + LOST_BATCH)));
     });
+    // This node's streams, reaped by another after a freeze (and maybe reported ended), are still open: say so again.
+    hub.presence.onRestored?.((records) => {
+      const drafts = records.flatMap((record) => subscriptionEvents(record, true));
+      for (let at = 0; at < drafts.length; at += LOST_BATCH) hub.track(this.report(drafts.slice(at, at + LOST_BATCH)));
+    });
   }
 
   private hubUrl(exchange: HttpExchange): string {

@@ -60,6 +60,12 @@ export interface PresenceStore {
    * told to one process of the hub only, once.
    */
   onLost(listener: (records: readonly PresenceRecord[]) => void): void;
+  /**
+   * For stores under a lease: records of this node's, still open, that the
+   * store found missing (another node reaped them after a freeze, and may
+   * have reported them lost) and wrote again. Absent: it never happens.
+   */
+  onRestored?(listener: (records: readonly PresenceRecord[]) => void): void;
   close(): Promise<void>;
 }
 
@@ -133,6 +139,10 @@ export class DeferredPresence implements PresenceStore {
 
   onLost(listener: (records: readonly PresenceRecord[]) => void): void {
     this.opening.then((store) => store.onLost(listener), () => undefined);
+  }
+
+  onRestored(listener: (records: readonly PresenceRecord[]) => void): void {
+    this.opening.then((store) => store.onRestored?.(listener), () => undefined);
   }
 
   async close(): Promise<void> {

@@ -193,6 +193,7 @@ export class RedisPresence implements PresenceStore {
   /** Callers waiting for the next write. */
   private waiting: (() => void)[] = [];
   private readonly lostListeners = new Set<(records: readonly PresenceRecord[]) => void>();
+  private readonly restoredListeners = new Set<(records: readonly PresenceRecord[]) => void>();
   private readonly timer: NodeJS.Timeout;
   private readonly onReady = (): void => this.renewSoon();
   /** Whether Redis may not hold what `local` says: the next write replaces the whole hash. The first write does. */
@@ -270,6 +271,10 @@ export class RedisPresence implements PresenceStore {
 
   onLost(listener: (records: readonly PresenceRecord[]) => void): void {
     this.lostListeners.add(listener);
+  }
+
+  onRestored(listener: (records: readonly PresenceRecord[]) => void): void {
+    this.restoredListeners.add(listener);
   }
 
   /** Stops renewing and deletes this node's records and lease from Redis (best effort, bounded); the connection stays open. */
@@ -365,6 +370,7 @@ export class RedisPresence implements PresenceStore {
   /** One write (in full if needed); returns the dead nodes a renewal found. Never throws. */
   private async write(changed: readonly string[], renewal: boolean): Promise<string[]> {
     const reap = renewal ? String(this.graceMs()) : '';
+    let restored = false;
     try {
       if (!this.resync) {
         const deletions: string[] = [];
@@ -378,12 +384,15 @@ export class RedisPresence implements PresenceStore {
         if (reply[0] === 1) return reply[1];
         if (this.closed) return [];
         if (this.local.size > 0) this.notify(`redis presence: ${this.local.size} streams of ${this.node} were missing from Redis (its lease ran out and another node reaped it, or Redis lost its data); writing them again`);
+        restored = true;
       }
       const sets: string[] = [];
       for (const [subscriber, json] of this.local) sets.push(subscriber, json);
       const reply = await this.send(this.adopted ? 'full' : 'adopt', reap, [], sets);
       this.resync = false;
       if (reply[0] !== 1) return [];
+      // Streams still open that another node may have reported ended: their front ends announce them again.
+      if (restored && this.local.size > 0) this.tellRestored(parseRecords([...this.local.values()]));
       if (!this.adopted) {
         this.adopted = true;
         const orphans = parseRecords(reply[2]).filter((record) => !this.local.has(record.subscriber));
@@ -406,6 +415,16 @@ export class RedisPresence implements PresenceStore {
   }
 
   /** Tells the `onLost` listeners of records taken from Redis (if any, and unless closed). */
+  private tellRestored(records: readonly PresenceRecord[]): void {
+    for (const listener of this.restoredListeners) {
+      try {
+        listener(records);
+      } catch (error) {
+        this.notify(`redis presence: a listener of restored streams failed: ${messageOf(error)}`);
+      }
+    }
+  }
+
   private report(records: readonly PresenceRecord[], why: string): void {
     if (records.length === 0 || this.closed) return;
     this.notify(`redis presence: ${why}`);
