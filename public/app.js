@@ -1,5 +1,5 @@
-// The demo page: one EventSource, a table of what arrives, a form to publish.
-'use strict';
+// The demo page: one stream read with herald/client, a table of what arrives, a form to publish.
+import { connect } from '../client.js';
 
 // Relative to the page, so the hub works under a path prefix too.
 const base = location.pathname.endsWith('/') ? location.pathname : `${location.pathname}/`;
@@ -11,7 +11,6 @@ const rows = document.getElementById('events');
 const count = document.getElementById('event-count');
 const empty = document.getElementById('empty');
 let received = 0;
-let source;
 
 for (const el of document.querySelectorAll('.origin')) el.textContent = location.origin + base.replace(/\/$/, '');
 
@@ -44,40 +43,31 @@ function addRow(type, id, data) {
   empty.hidden = true;
 }
 
-// EventSource dispatches a named event only to listeners of that name: the
-// page listens for `message`, `herald-resync`, the types in the Types field
-// and the types published from its own form.
-const listened = new Set();
-function listen(type) {
-  if (listened.has(type)) return;
-  listened.add(type);
-  source.addEventListener(type, (event) => {
-    // herald-resync carries no id: lastEventId would still show the previous event's.
-    addRow(type, type === 'herald-resync' ? '' : event.lastEventId, event.data);
+// Every event, whatever its type: herald/client hands each to one listener
+// (EventSource would hand a named event only to listeners of that name). The
+// Types field, when filled, keeps only the types it lists.
+let client;
+const STATES = { connecting: 'connecting', open: 'connected', reconnecting: 'reconnecting…', closed: 'closed' };
+
+function subscribe() {
+  if (client) client.close();
+  const topics = list(topicsInput.value);
+  const types = new Set(list(typesInput.value));
+  client = connect(`${base}events`, { topics });
+  client.onState((state) => setStatus(state === 'reconnecting' ? 'connecting' : state, STATES[state]));
+  client.onAny((event) => {
+    if (types.size === 0 || types.has(event.type)) addRow(event.type, event.id, event.data);
+  });
+  // herald-resync carries no id of its own: the row shows none.
+  client.onResync((_reason, _data, event) => addRow('herald-resync', '', event.data));
+  client.onError((error) => {
+    if (error.fatal) setStatus('closed', `stopped: ${error.code}`);
   });
 }
 
-function connect() {
-  if (source) source.close();
-  listened.clear();
-  const topics = list(topicsInput.value);
-  const query = new URLSearchParams(topics.map((topic) => ['topic', topic]));
-  source = new EventSource(`${base}events${topics.length ? `?${query}` : ''}`);
-  setStatus('connecting', 'connecting');
-  source.onopen = () => setStatus('open', 'connected');
-  source.onerror = () => {
-    if (source.readyState === EventSource.CLOSED) setStatus('closed', 'closed (reload to retry)');
-    else setStatus('connecting', 'reconnecting…');
-  };
-  for (const type of ['message', 'herald-resync', ...list(typesInput.value), ...publishedTypes]) listen(type);
-}
-
-// Types published from the form are listened for too.
-const publishedTypes = new Set();
-
 document.getElementById('subscribe-form').addEventListener('submit', (event) => {
   event.preventDefault();
-  connect();
+  subscribe();
 });
 
 document.getElementById('publish-form').addEventListener('submit', async (event) => {
@@ -92,10 +82,6 @@ document.getElementById('publish-form').addEventListener('submit', async (event)
     output.textContent = 'Data must be JSON, e.g. {"hello": "world"} or "text".';
     output.className = 'error';
     return;
-  }
-  if (type && type !== 'message') {
-    publishedTypes.add(type);
-    listen(type);
   }
   const body = { data, ...(type ? { event: type } : {}), ...(topic ? { topic } : {}) };
   try {
@@ -113,4 +99,4 @@ document.getElementById('publish-form').addEventListener('submit', async (event)
   }
 });
 
-connect();
+subscribe();

@@ -131,8 +131,27 @@ test('routes: the library serves only /events and /trigger unless asked; at the 
     assert.equal(page.status, 404);
     assert.match(((await page.json()) as { error: { message: string } }).error.message, /GET \/health/, 'the 404 names what is served');
     assert.equal((await fetch(`${some.url}/dashboard`)).status, 404);
+    assert.equal((await fetch(`${some.url}/client.js`)).status, 404, 'the client is served with the page');
   } finally {
     await some.close();
+  }
+});
+
+test('GET /client.js serves herald/client as built, and the module it imports beside it, without source-map comments', async () => {
+  const hub = await startHub({ routes: ['page'] });
+  try {
+    for (const [path, exported] of [['/client.js', /export function connect\(/], ['/parser.js', /export function createParser\(/]] as const) {
+      const response = await fetch(`${hub.url}${path}`);
+      assert.equal(response.status, 200, path);
+      assert.match(response.headers.get('content-type') ?? '', /^text\/javascript/);
+      const text = await response.text();
+      assert.match(text, exported, path);
+      assert.doesNotMatch(text, /sourceMappingURL/, 'no pointer to a file the hub does not serve');
+    }
+    // The client's own import resolves where the hub serves it.
+    assert.match(await (await fetch(`${hub.url}/client.js`)).text(), /from '\.\/parser\.js'/);
+  } finally {
+    await hub.close();
   }
 });
 
