@@ -472,7 +472,7 @@ test('GET /health: 200 JSON with status, uptime, connections (= open streams) an
   });
 });
 
-test('GET / serves an HTML page whose script uses EventSource', async () => {
+test('GET / serves an HTML page whose module script reads the stream with herald/client, served beside it', async () => {
   await withHub({}, async (hub) => {
     const page = await fetch(`${hub.url}/`);
     assert.equal(page.status, 200);
@@ -486,7 +486,14 @@ test('GET / serves an HTML page whose script uses EventSource', async () => {
     const script = await fetch(scriptUrl);
     assert.equal(script.status, 200);
     assert.match(script.headers.get('content-type') ?? '', /javascript/);
-    assert.match(await script.text(), /\bnew EventSource\(/);
+    const code = await script.text();
+    assert.match(html, /<script type="module"/, 'a module: it imports the client');
+    const imported = /from '([^']+client\.js)'/.exec(code)?.[1];
+    assert.ok(imported !== undefined, 'the page imports herald/client');
+    assert.match(code, /\bconnect\(/);
+    const client = await fetch(new URL(imported, scriptUrl));
+    assert.equal(client.status, 200);
+    assert.match(await client.text(), /export function connect\(/);
   });
 });
 
