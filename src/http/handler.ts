@@ -30,7 +30,7 @@ import { publishRequest } from './trigger.js';
 import { requestIdOf, type Logger } from '../observe/logger.js';
 import { refusalReason, type HubMetrics } from '../observe/metrics.js';
 
-import { MercureFrontEnd, RESOURCE_METADATA_PATH, type MercureSettings } from '../mercure/front-end.js';
+import { MercureFrontEnd, RESOURCE_METADATA_PATH, type MercureRequest, type MercureSettings } from '../mercure/front-end.js';
 import { SUBSCRIPTIONS_PATH } from '../mercure/subscriptions.js';
 import { MERCURE_PATH } from '../mercure/tokens.js';
 import { presenceAnswer } from './presence.js';
@@ -238,14 +238,14 @@ export class HttpLayer {
     }
   }
 
-  private mercureRequest(context: RequestContext): { exchange: HttpExchange; requestId: string; cors: HeaderFields; fields: HeaderFields } {
+  private mercureRequest(context: RequestContext): MercureRequest {
     return { exchange: context.exchange, requestId: context.requestId, cors: context.cors, fields: context.fields };
   }
 
   private async mercureSubscribe(context: RequestContext): Promise<void> {
-    const { exchange, requestId, cors } = context;
+    const { exchange } = context;
     try {
-      await this.mercure.subscribe({ exchange, requestId, cors, fields: context.fields }, () => exchange.isGone());
+      await this.mercure.subscribe(this.mercureRequest(context), () => exchange.isGone());
     } catch (error) {
       this.refused(error);
       throw error;
@@ -255,8 +255,8 @@ export class HttpLayer {
   /** Answers `200`, `text/plain`, the update's id (SPEC). */
   private async mercurePublish(context: RequestContext): Promise<void> {
     if (this.draining) throw new HeraldError('HERALD_ERR_SHUTTING_DOWN', 'the hub is shutting down; publish to another node', { retryAfter: 1 });
-    const { exchange, requestId, cors } = context;
-    const done = this.mercure.publish({ exchange, requestId, cors, fields: context.fields }).then((id) => {
+    const { exchange } = context;
+    const done = this.mercure.publish(this.mercureRequest(context)).then((id) => {
       if (id === undefined) return;
       exchange.respond(200, { ...context.fields, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(id)) }, id);
     });
