@@ -282,6 +282,9 @@ describe('mercure active subscriptions', () => {
     assert.equal((await getJson(hub, '/presence', null)).status, 401);
     assert.equal((await getJson(hub, '/presence', heraldToken)).status, 403);
     assert.equal((await getJson(hub, '/presence?topic=a&topic=b', admin)).status, 400);
+    const empty = await getJson(hub, '/presence?topic=', admin);
+    assert.equal(empty.status, 400);
+    assert.equal(empty.body.error.code, 'HERALD_ERR_BAD_REQUEST');
 
     herald.close();
     // A stream that closes leaves the listing.

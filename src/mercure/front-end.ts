@@ -9,8 +9,8 @@
  * dashboard) applies to Mercure streams too.
  */
 
-import { randomUUID } from 'node:crypto';
 import { HeraldError } from '../errors.js';
+import { randomUuidUrn } from '../uuid.js';
 import type { Hub } from '../hub/hub.js';
 import type { Subscriber } from '../hub/subscriber.js';
 import type { EventDraft } from '../log/event-log.js';
@@ -83,8 +83,8 @@ export const RESOURCE_METADATA_PATH = `/.well-known/oauth-protected-resource${ME
 /** A refused report of subscription events is tried again this many times, after 1, 2, 4, 8 and 16 s. */
 const REPORT_RETRIES = 5;
 const REPORT_RETRY_MS = 1000;
-/** Subscription events of a dead node's streams stored per append. */
-const LOST_BATCH = 500;
+/** Subscription events of many streams (a dead node's, a thawed one's) stored per append. */
+const REPORT_BATCH = 500;
 /** The revision of the protocol this hub speaks, as the metadata's `mercure_version` names it. */
 const MERCURE_VERSION = 8;
 
@@ -126,17 +126,16 @@ export class MercureFrontEnd {
     private readonly settings: MercureSettings,
   ) {
     // Streams of a node that died ended without a word: this node, told once for the whole hub, says they ended.
-    hub.presence.onLost((records) => {
-      if (!settings.subscriptionEvents) return;
-      const drafts = records.flatMap((record) => subscriptionEvents(record, false));
-      // In batches of bounded size: a node that held thousands of streams is reported in several appends.
-      for (let at = 0; at < drafts.length; at += LOST_BATCH) hub.track(this.report(drafts.slice(at, at + LOST_BATCH)));
-    });
+    hub.presence.onLost((records) => this.reportMany(records, false));
     // This node's streams, reaped by another after a freeze (and maybe reported ended), are still open: say so again.
-    hub.presence.onRestored?.((records) => {
-      const drafts = records.flatMap((record) => subscriptionEvents(record, true));
-      for (let at = 0; at < drafts.length; at += LOST_BATCH) hub.track(this.report(drafts.slice(at, at + LOST_BATCH)));
-    });
+    hub.presence.onRestored?.((records) => this.reportMany(records, true));
+  }
+
+  /** Reports many streams' subscriptions in batches of bounded size: a node that held thousands takes several appends. */
+  private reportMany(records: readonly PresenceRecord[], active: boolean): void {
+    if (!this.settings.subscriptionEvents) return;
+    const drafts = records.flatMap((record) => subscriptionEvents(record, active));
+    for (let at = 0; at < drafts.length; at += REPORT_BATCH) this.hub.track(this.report(drafts.slice(at, at + REPORT_BATCH)));
   }
 
   private hubUrl(exchange: HttpExchange): string {
@@ -396,7 +395,7 @@ export class MercureFrontEnd {
     const [topic, ...alsoTopics] = update.topics;
     const draft: EventDraft = {
       // The spec's suggestion: a random IRI, which says nothing of when or in which order updates were made.
-      id: update.id ?? `urn:uuid:${randomUUID()}`,
+      id: update.id ?? randomUuidUrn(),
       topic,
       ...(alsoTopics.length > 0 ? { alsoTopics } : {}),
       ...(update.type === undefined ? {} : { event: update.type }),

@@ -18,7 +18,7 @@
  * never splits or re-encodes a path segment.
  */
 
-import { randomUUID } from 'node:crypto';
+import { randomUuidUrn } from '../uuid.js';
 import { HeraldError } from '../errors.js';
 import type { EventDraft } from '../log/event-log.js';
 import type { PresenceRecord } from '../presence/presence.js';
@@ -77,7 +77,7 @@ export function subscriptionsOf(record: PresenceRecord, active = true): Subscrip
  */
 export function subscriptionEvents(record: PresenceRecord, active: boolean): EventDraft[] {
   return subscriptionsOf(record, active).map((document) => ({
-    id: `urn:uuid:${randomUUID()}`,
+    id: randomUuidUrn(),
     topic: document.id,
     data: JSON.stringify({ '@context': MERCURE_CONTEXT, ...document }),
     private: true,

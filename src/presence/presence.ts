@@ -14,7 +14,8 @@
  */
 
 import { hostname } from 'node:os';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { randomUuidUrn } from '../uuid.js';
 import { matchesTopic, type TopicSelector } from '../topics/selectors.js';
 
 /** Which API the stream was opened with: Herald's `/events`, or Mercure's classic or draft-08 form. */
@@ -49,6 +50,8 @@ export interface PresenceRecord {
  * the change waits for it, so a listing never lags the events it names.
  * They never reject: presence is best effort when the store is down, and a
  * store that comes back is given the whole local state again.
+ * Changes take effect in the order they are made, so a `leave` may follow
+ * its `join` at once, without waiting for it.
  */
 export interface PresenceStore {
   join(record: PresenceRecord): Promise<void>;
@@ -80,7 +83,7 @@ export function nodeName(): string {
 
 /** A new subscriber id: a random URN, as SPEC-08 suggests; it says nothing about the client. */
 export function newSubscriberId(): string {
-  return `urn:uuid:${randomUUID()}`;
+  return randomUuidUrn();
 }
 
 /** Whether the record's stream receives (public) events on `topic`: a stream without selectors receives everything. */
